@@ -1,0 +1,96 @@
+"""The ``trainer`` config group: TRL's ``GRPOConfig``/``SFTConfig`` fields, derived instead of retyped.
+
+Hydra needs a dataclass with simple field types to validate overrides, while TRL's configs carry
+200-odd fields whose names, types and help strings change between releases. So the structured
+config for ``trainer.*`` is *generated* from the installed TRL: every ``GRPOConfig`` and
+``SFTConfig`` field appears with a Hydra-friendly type and TRL's own help text. Fields start out
+MISSING ("not set"), and only the ones a YAML file or the command line sets are passed to TRL, so
+TRL's own defaults apply everywhere else (they differ between GRPO and SFT, e.g. learning_rate).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import types
+import typing
+from typing import Any, Optional
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+# Fields that the other config groups own, so that one value never lives in two places.
+OWNED_ELSEWHERE = {
+    "output_dir": "output_dir (top level)",
+    "seed": "seed (top level)",
+    "use_vllm": "generation.backend",
+    "vllm_mode": "generation.backend",
+}
+
+
+def _hydra_type(tp: Any) -> Any:
+    """Map a TRL field annotation to a type OmegaConf can validate (``Any`` when it cannot)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(tp))
+        simple = [a for a in args if a in (bool, int, float, str)]
+        enums = [a for a in args if isinstance(a, type) and issubclass(a, enum.Enum)]
+        if len(args) == 1 and simple:
+            inner: Any = args[0]
+        elif enums and str in args and len(args) == 2:
+            inner = str
+        else:
+            return Any
+        return Optional[inner] if optional else inner  # noqa: UP045 - OmegaConf needs typing.Optional
+    if tp in (bool, int, float, str):
+        return tp
+    if origin is list and typing.get_args(tp) and typing.get_args(tp)[0] in (int, float, str):
+        return list[typing.get_args(tp)[0]]
+    return Any
+
+
+def _trl_fields() -> dict[str, dataclasses.Field]:
+    from trl import GRPOConfig, SFTConfig
+
+    fields: dict[str, dataclasses.Field] = {}
+    for cls in (GRPOConfig, SFTConfig):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.init and f.name not in fields and f.name not in OWNED_ELSEWHERE:
+                f.type = hints.get(f.name, f.type)
+                fields[f.name] = f
+    return fields
+
+
+def make_trainer_args_class() -> type:
+    """Build the ``TrainerArgs`` dataclass: one MISSING-by-default field per TRL config field."""
+    spec = []
+    for name, f in sorted(_trl_fields().items()):
+        help_text = (f.metadata or {}).get("help", "")
+        spec.append(
+            (name, _hydra_type(f.type), dataclasses.field(default=MISSING, metadata={"help": help_text}))
+        )
+    cls = dataclasses.make_dataclass("TrainerArgs", spec)
+    cls.__doc__ = "TRL trainer arguments (GRPOConfig and SFTConfig fields); unset fields keep TRL's defaults."
+    return cls
+
+
+TrainerArgs = make_trainer_args_class()
+
+
+def set_trainer_args(trainer_cfg: DictConfig) -> dict[str, Any]:
+    """Return the ``trainer.*`` values that were set (not MISSING) as plain Python objects."""
+    out: dict[str, Any] = {}
+    for key in trainer_cfg:
+        if not OmegaConf.is_missing(trainer_cfg, key):
+            value = trainer_cfg[key]
+            out[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+    return out
+
+
+def trl_field_help(name: str) -> str:
+    """TRL's help string for one ``trainer.*`` field (for ``prefix-rft-train --help-trainer``)."""
+    f = _trl_fields().get(name)
+    if f is None:
+        raise KeyError(f"trainer.{name} is not a GRPOConfig/SFTConfig field")
+    return (f.metadata or {}).get("help", "")

@@ -1,0 +1,174 @@
+"""Training data: the synthetic task, local files and hub datasets, normalised to one row format.
+
+Every source ends up as a ``datasets.Dataset`` with the columns the trainers read:
+``prompt`` (a conversational prompt), ``answer`` (reference final answer, passed to the reward
+functions) and ``demonstration`` (a worked solution, or ``None`` where a row has none).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from pathlib import Path
+from typing import Any
+
+from datasets import Dataset
+
+from prefix_rft.data.prompts import build_prompt
+
+logger = logging.getLogger(__name__)
+
+LOCAL_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
+
+
+class DataError(ValueError):
+    """The data does not match the data config; the message names the column, row or file."""
+
+
+def _read_raw(data_cfg) -> Dataset:
+    """Read the configured source into a Dataset with its original columns."""
+    if data_cfg.source == "synthetic":
+        from prefix_rft.data.synthetic import generate_problems
+
+        s = data_cfg.synthetic
+        rows = generate_problems(
+            s.num_train, seed=s.seed, min_steps=s.train_min_steps, max_steps=s.train_max_steps
+        )
+        return Dataset.from_list(rows)
+    from datasets import load_dataset
+
+    if not data_cfg.path:
+        raise DataError(f"data.path must be set for data.source={data_cfg.source}")
+    if data_cfg.source == "local":
+        path = Path(data_cfg.path)
+        if not path.is_file():
+            raise DataError(f"data.path={path} does not exist or is not a file")
+        fmt = LOCAL_FORMATS.get(path.suffix)
+        if fmt is None:
+            raise DataError(
+                f"data.path={path}: unsupported file type; expected one of {sorted(LOCAL_FORMATS)}"
+            )
+        return load_dataset(fmt, data_files=str(path), split="train")
+    try:
+        return load_dataset(data_cfg.path, split=data_cfg.split)
+    except Exception as err:  # the hub is unreachable offline: say what to do instead
+        raise DataError(
+            f"could not load data.path={data_cfg.path} (split {data_cfg.split}) from the hub: {err}. "
+            "Download it where you have network access and use data.source=local data.path=<file>."
+        ) from err
+
+
+def _text(value: Any) -> str | None:
+    """A usable string from a cell (lists of strings or of messages take their first/last text)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, list) and value:
+        last = value[-1]
+        if isinstance(last, dict):
+            return _text(last.get("content"))
+        return _text(value[0])
+    if isinstance(value, dict):
+        return _text(value.get("content") or value.get("ground_truth"))
+    return str(value)
+
+
+def normalise_rows(raw: Dataset, data_cfg) -> Dataset:
+    """Map the configured columns to prompt/answer/demonstration, reporting malformed rows by index."""
+    needed = [data_cfg.problem_column, data_cfg.answer_column]
+    if data_cfg.demonstration_column:
+        needed.append(data_cfg.demonstration_column)
+    missing = [c for c in needed if c not in raw.column_names]
+    if missing:
+        raise DataError(
+            f"data columns {missing} not found in {data_cfg.path or data_cfg.source}; available: "
+            f"{raw.column_names}. Set data.problem_column / data.answer_column / data.demonstration_column."
+        )
+    rows, bad = [], []
+    for index, row in enumerate(raw):
+        problem = row[data_cfg.problem_column]
+        answer = _text(row[data_cfg.answer_column])
+        demo = _text(row[data_cfg.demonstration_column]) if data_cfg.demonstration_column else None
+        if isinstance(problem, list):  # already a conversational prompt
+            prompt = problem
+        else:
+            problem = _text(problem)
+            prompt = (
+                build_prompt(problem, data_cfg.prompt_template, data_cfg.system_prompt) if problem else None
+            )
+        problems = [name for name, ok in (("problem", prompt), ("answer", answer)) if not ok]
+        if data_cfg.demonstration_column and not demo:
+            problems.append("demonstration")
+        if problems:
+            bad.append((index, problems))
+            continue
+        rows.append({"prompt": prompt, "answer": answer, "demonstration": demo})
+    if bad:
+        detail = "; ".join(f"row {i}: empty {', '.join(p)}" for i, p in bad[:10])
+        if data_cfg.on_bad_row == "error":
+            raise DataError(
+                f"{len(bad)} malformed rows in {data_cfg.path or data_cfg.source} ({detail}). "
+                "Fix the data or set data.on_bad_row=skip."
+            )
+        logger.warning("skipping %d malformed rows: %s", len(bad), detail)
+    return Dataset.from_list(rows)
+
+
+def take_subset(ds: Dataset, fraction: float, max_samples: int | None, seed: int) -> Dataset:
+    """Seeded random fraction of the rows, then at most ``max_samples`` of them."""
+    n = len(ds)
+    keep = n if fraction >= 1.0 else max(1, round(fraction * n))
+    if max_samples is not None:
+        keep = min(keep, max_samples)
+    if keep >= n:
+        return ds
+    indices = sorted(random.Random(seed).sample(range(n), keep))
+    return ds.select(indices)
+
+
+def load_train_dataset(data_cfg) -> Dataset:
+    """The training set described by ``data_cfg``: normalised, subset, ready for the trainers."""
+    ds = normalise_rows(_read_raw(data_cfg), data_cfg)
+    ds = take_subset(ds, data_cfg.fraction, data_cfg.max_samples, data_cfg.seed)
+    if len(ds) == 0:
+        raise DataError(f"no training rows left from {data_cfg.path or data_cfg.source}")
+    return ds
+
+
+def drop_long_prompts(ds: Dataset, tokenizer, max_prompt_length: int, on_bad_row: str) -> Dataset:
+    """Reject (or skip) prompts whose chat-templated length exceeds ``max_prompt_length`` tokens."""
+    lengths = [
+        len(tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=False))
+        for p in ds["prompt"]
+    ]
+    too_long = [i for i, n in enumerate(lengths) if n > max_prompt_length]
+    if too_long and on_bad_row == "error":
+        raise DataError(
+            f"{len(too_long)} prompts exceed data.max_prompt_length={max_prompt_length} tokens (first: row "
+            f"{too_long[0]}, {lengths[too_long[0]]} tokens); raise the limit or set data.on_bad_row=skip"
+        )
+    if too_long:
+        logger.warning("skipping %d prompts longer than %d tokens", len(too_long), max_prompt_length)
+        ds = ds.select([i for i in range(len(ds)) if i not in set(too_long)])
+    return ds
+
+
+def heldout_records(data_cfg) -> list[dict]:
+    """Held-out problems for the before/after accuracy: synthetic ones, disjoint seed from training."""
+    if data_cfg.source != "synthetic":
+        return []
+    from prefix_rft.data.synthetic import generate_problems
+
+    s = data_cfg.synthetic
+    rows = generate_problems(
+        s.num_eval, seed=s.seed + 1, min_steps=s.eval_min_steps, max_steps=s.eval_max_steps
+    )
+    return [
+        {
+            "prompt": build_prompt(r["problem"], data_cfg.prompt_template, data_cfg.system_prompt),
+            "answer": r["answer"],
+            "num_steps": r["num_steps"],
+        }
+        for r in rows
+    ]

@@ -1,0 +1,64 @@
+"""The quick held-out accuracy a training run prints before and after training."""
+
+from __future__ import annotations
+
+import torch
+
+
+@torch.no_grad()
+def heldout_accuracy(
+    model,
+    tokenizer,
+    records: list[dict],
+    *,
+    samples: int = 4,
+    temperature: float = 0.6,
+    max_new_tokens: int = 96,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> dict[str, float]:
+    """avg@k accuracy of ``model`` on ``records`` ({prompt, answer[, num_steps]}), overall and by steps."""
+    from prefix_rft.rewards.grader import get_default_grader
+
+    if not records:
+        return {}
+    grader = get_default_grader()
+    was_training = model.training
+    model.eval()
+    torch.manual_seed(seed)
+    device = next(model.parameters()).device
+    old_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    scores: list[float] = []
+    try:
+        for start in range(0, len(records), batch_size):
+            batch = records[start : start + batch_size]
+            texts = [
+                tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False)
+                for r in batch
+            ]
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            out = model.generate(
+                **enc,
+                do_sample=temperature > 0,
+                temperature=temperature if temperature > 0 else None,
+                top_p=1.0,
+                max_new_tokens=max_new_tokens,
+                num_return_sequences=samples,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+            completions = tokenizer.batch_decode(
+                out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True
+            )
+            golds = [r["answer"] for r in batch for _ in range(samples)]
+            scores.extend(grader.grade_many(completions, golds))
+    finally:
+        tokenizer.padding_side = old_side
+        model.train(was_training)
+    result = {"accuracy": sum(scores) / len(scores)}
+    by_steps: dict[int, list[float]] = {}
+    for i, r in enumerate(records):
+        if "num_steps" in r:
+            by_steps.setdefault(r["num_steps"], []).extend(scores[i * samples : (i + 1) * samples])
+    for steps, vals in sorted(by_steps.items()):
+        result[f"accuracy/steps_{steps}"] = sum(vals) / len(vals)
+    return result

@@ -1,0 +1,82 @@
+"""Loading policy models and tokenizers: hub ids, local checkpoints and the built-in tiny models."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from prefix_rft.models.chat_templates import resolve_chat_template
+
+logger = logging.getLogger(__name__)
+
+BUILTIN_PREFIX = "builtin:"
+DTYPES = {"auto": "auto", "bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def resolve_model_path(name_or_path: str) -> str:
+    """Map ``builtin:<preset>`` to a locally built checkpoint directory; return anything else unchanged.
+
+    Built-in presets are created on first use (see :mod:`prefix_rft.models.tiny`) so that tests and the
+    default CPU job never need a model hub.
+    """
+    if name_or_path.startswith(BUILTIN_PREFIX):
+        from prefix_rft.models.tiny import ensure_tiny_model
+
+        return str(ensure_tiny_model(name_or_path[len(BUILTIN_PREFIX) :]))
+    return name_or_path
+
+
+def load_tokenizer(model_cfg, path: str | None = None):
+    """The policy tokenizer, with the configured chat template and a pad token."""
+    from transformers import AutoTokenizer
+
+    path = path or resolve_model_path(model_cfg.name_or_path)
+    tokenizer = AutoTokenizer.from_pretrained(
+        path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code
+    )
+    template = resolve_chat_template(model_cfg.chat_template)
+    if template is not None:
+        tokenizer.chat_template = template
+    if tokenizer.chat_template is None:
+        raise ValueError(
+            f"the tokenizer of {model_cfg.name_or_path} has no chat template; set model.chat_template "
+            "(e.g. chatml or llama-3.1-instruct)"
+        )
+    if tokenizer.pad_token is None:
+        # Generation pads on the left; reusing EOS as pad is safe because TRL masks by attention.
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def load_model(model_cfg, path: str | None = None, quantization_config=None):
+    """The policy model through ``from_pretrained`` (the same path for hub ids and built-in models)."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if model_cfg.dtype not in DTYPES:
+        raise ValueError(f"model.dtype={model_cfg.dtype!r} is not valid; expected one of {sorted(DTYPES)}")
+    path = path or resolve_model_path(model_cfg.name_or_path)
+    config = AutoConfig.from_pretrained(
+        path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code
+    )
+    for key, value in dict(model_cfg.config_overrides or {}).items():
+        if key == "rope_theta" and getattr(config, "rope_parameters", None) is not None:
+            # transformers 5 keeps rope_theta inside rope_parameters.
+            config.rope_parameters["rope_theta"] = value
+        elif hasattr(config, key) or key == "rope_theta":
+            setattr(config, key, value)
+        else:
+            raise ValueError(f"model.config_overrides.{key}: {type(config).__name__} has no such field")
+    kwargs = {}
+    if model_cfg.attn_implementation:
+        kwargs["attn_implementation"] = model_cfg.attn_implementation
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+    return AutoModelForCausalLM.from_pretrained(
+        path,
+        config=config,
+        revision=model_cfg.revision,
+        dtype=DTYPES[model_cfg.dtype],
+        trust_remote_code=model_cfg.trust_remote_code,
+        **kwargs,
+    )

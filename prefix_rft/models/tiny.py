@@ -1,0 +1,158 @@
+"""The built-in tiny model: a byte-level tokenizer and a small Qwen2, built offline and cached.
+
+No hub is reachable from tests or CI, so ``model=tiny`` builds its checkpoint on first use and saves it
+with ``save_pretrained``: everything downstream loads it through the ordinary ``from_pretrained`` path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+CODE_VERSION = 2  # bump when the builder changes, so stale caches are not reused
+
+TINY_PRESETS: dict[str, dict] = {
+    # Randomly initialised: for tests that only need a real architecture.
+    "tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128, "seed": 0},
+    # Random init + a short SFT on easy synthetic problems, so RL starts from a non-zero reward.
+    "tiny-warm": {
+        "hidden_size": 128,
+        "num_layers": 3,
+        "num_heads": 4,
+        "intermediate_size": 384,
+        "seed": 0,
+        "warm_start": {
+            "num_problems": 3000,
+            "min_steps": 1,
+            "max_steps": 2,
+            "max_steps_train": 300,
+            "lr": 3e-3,
+        },
+    },
+}
+
+
+# Qwen2's pre-tokenizer split (digits one at a time), so the reloaded Qwen2Tokenizer splits identically.
+QWEN_SPLIT_PATTERN = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|"""
+    r"""\s+(?!\S)|\s+"""
+)
+
+
+def build_tiny_tokenizer():
+    """A byte-level tokenizer (256 byte tokens, no merges) with Qwen's specials and a ChatML template.
+
+    Every byte is one token, so any text round-trips exactly and digits are single tokens (easy
+    arithmetic for a tiny model). It is a byte-level BPE like Qwen's, just without merges, which is what
+    lets ``AutoTokenizer`` reload it as a ``Qwen2Tokenizer`` with identical behaviour.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    from prefix_rft.models.chat_templates import CHATML
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    backend = Tokenizer(models.BPE(vocab={ch: i for i, ch in enumerate(alphabet)}, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN_SPLIT_PATTERN), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    backend.decoder = decoders.ByteLevel()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=["<|im_start|>"],
+        padding_side="left",
+    )
+    tok.chat_template = CHATML
+    return tok
+
+
+def build_tiny_model(
+    tokenizer,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    intermediate_size: int = 128,
+    max_position_embeddings: int = 512,
+    seed: int = 0,
+):
+    """A randomly initialised ``Qwen2ForCausalLM`` sized for CPU, seeded."""
+    import torch
+    from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_heads,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(config)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=True
+    )
+    return model
+
+
+def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
+    if cache_dir is not None:
+        return Path(cache_dir)
+    env = os.environ.get("PREFIX_RFT_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "prefix_rft"
+
+
+def preset_dir(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where preset ``name`` is cached (a hash of its spec keeps changed presets apart)."""
+    if name not in TINY_PRESETS:
+        raise ValueError(f"unknown built-in model {name!r}; expected one of {sorted(TINY_PRESETS)}")
+    spec = json.dumps({"preset": TINY_PRESETS[name], "version": CODE_VERSION}, sort_keys=True)
+    digest = hashlib.sha256(spec.encode()).hexdigest()[:10]
+    return _cache_root(cache_dir) / "models" / f"{name}-{digest}"
+
+
+def ensure_tiny_model(name: str = "tiny", cache_dir: str | os.PathLike | None = None) -> Path:
+    """The directory of built-in model ``name``, building it (once) if it is not cached yet.
+
+    The build goes to a temporary folder that is renamed into place, so a crash never leaves a half
+    checkpoint and two racing processes both end up with a complete one.
+    """
+    target = preset_dir(name, cache_dir)
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    spec = dict(TINY_PRESETS[name])
+    warm = spec.pop("warm_start", None)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        tokenizer = build_tiny_tokenizer()
+        model = build_tiny_model(tokenizer, **spec)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if warm is not None:
+            from prefix_rft.models.warm_start import warm_start
+
+            warm_start(tmp, tmp, **warm, seed=spec.get("seed", 0))
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not (target / "config.json").is_file():  # lost a race only if the winner is complete
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

