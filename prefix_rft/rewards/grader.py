@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures as cf
 import logging
+import math
 import multiprocessing as mp
 import re
 import threading
@@ -98,6 +99,14 @@ def is_equivalent(pred: str, gold: str, timeout: int = 5) -> bool:
     return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
 
 
+def _worker_init() -> None:
+    import math_verify  # noqa: F401 - pay the sympy import once per worker, not inside an item's budget
+
+
+def _worker_ready() -> bool:
+    return True
+
+
 def _worker_grade(pred: str, gold: str, timeout: int) -> bool:
     try:
         return is_equivalent(pred, gold, timeout)
@@ -108,16 +117,28 @@ def _worker_grade(pred: str, gold: str, timeout: int) -> bool:
 class Grader:
     """Scores completions against reference answers: 1.0 correct, 0.0 wrong, unparseable or timed out."""
 
-    def __init__(self, num_workers: int = 1, timeout: float = 5.0, style: str = "boxed") -> None:
+    def __init__(
+        self, num_workers: int = 1, timeout: float = 5.0, style: str = "boxed", inner_timeout: int | None = None
+    ) -> None:
+        """``timeout``: seconds an item may take (outer guard); ``inner_timeout``: math-verify's own
+        alarm inside the worker (default: ``timeout``), which ends most slow items without a kill."""
         self.num_workers, self.timeout, self.style = max(1, num_workers), timeout, style
+        self.inner_timeout = inner_timeout if inner_timeout is not None else max(1, int(timeout))
         self.num_timeouts = 0
+        self.startup_timeout = 120.0
         self._pool: cf.ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
     def _get_pool(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
             # spawn: forking a process that holds torch threads (the trainer) is not safe.
-            self._pool = cf.ProcessPoolExecutor(self.num_workers, mp_context=mp.get_context("spawn"))
+            pool = cf.ProcessPoolExecutor(
+                self.num_workers, mp_context=mp.get_context("spawn"), initializer=_worker_init
+            )
+            # Start every worker now so that process start-up never eats into an item's time budget.
+            for fut in [pool.submit(_worker_ready) for _ in range(self.num_workers)]:
+                fut.result(timeout=self.startup_timeout)
+            self._pool = pool
         return self._pool
 
     def _reset_pool(self) -> None:
@@ -161,11 +182,9 @@ class Grader:
 
     def _grade_in_workers(self, pending: list[tuple[int, str, str]], scores: list[float]) -> None:
         pool = self._get_pool()
-        inner = max(1, int(self.timeout))
-        futures = [(i, pool.submit(_worker_grade, p, g, inner)) for i, p, g in pending]
-        # Each item gets `timeout` of worker time; the first call also pays for spawning the workers
-        # and importing sympy, hence the constant.
-        budget = self.timeout * (1 + len(futures) / self.num_workers) + 30.0
+        futures = [(i, pool.submit(_worker_grade, p, g, self.inner_timeout)) for i, p, g in pending]
+        # Each item gets `timeout` seconds of a worker; workers run in parallel.
+        budget = self.timeout * math.ceil(len(futures) / self.num_workers) + 1.0
         done, not_done = cf.wait([f for _, f in futures], timeout=budget)
         for i, fut in futures:
             if fut in done:

@@ -1,0 +1,107 @@
+"""The synthetic task, prompt templates and the built-in tiny model/tokenizer."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from prefix_rft.data.prompts import QWEN_MATH_INSTRUCTION, build_prompt
+from prefix_rft.data.synthetic import generate_problems
+from prefix_rft.models.tiny import build_tiny_tokenizer, ensure_tiny_model, preset_dir
+from prefix_rft.rewards.rewards import accuracy
+
+
+def test_generator_is_deterministic_and_difficulty_bounded():
+    a = generate_problems(50, seed=1, min_steps=2, max_steps=3)
+    assert a == generate_problems(50, seed=1, min_steps=2, max_steps=3)
+    assert a != generate_problems(50, seed=2, min_steps=2, max_steps=3)
+    assert {p["num_steps"] for p in a} == {2, 3}
+    with pytest.raises(ValueError, match="min_steps"):
+        generate_problems(3, seed=0, min_steps=3, max_steps=2)
+    with pytest.raises(ValueError, match="n=-1"):
+        generate_problems(-1, seed=0)
+
+
+def test_solutions_are_correct_and_verified_by_the_reward():
+    problems = generate_problems(200, seed=7, min_steps=1, max_steps=5)
+    for p in problems:
+        # replay the problem's arithmetic from its text
+        start = int(re.search(r"has (\d+)", p["problem"]).group(1))
+        for verb, n in re.findall(r"(gets|gives away) (\d+)", p["problem"]):
+            start = start + int(n) if verb == "gets" else start - int(n)
+        assert str(start) == p["answer"] and start >= 0
+        assert p["solution"].endswith(f"\\boxed{{{p['answer']}}}")
+        assert len(re.findall(r"=", p["solution"])) == p["num_steps"]
+    solutions = [p["solution"] for p in problems]
+    answers = [p["answer"] for p in problems]
+    assert accuracy(solutions, answer=answers) == [1.0] * 200
+    assert sum(accuracy(solutions, answer=answers[1:] + answers[:1])) < 200 * 0.2
+
+
+def test_prompt_templates():
+    assert build_prompt("Q?") == [{"role": "user", "content": f"Q?\n{QWEN_MATH_INSTRUCTION}"}]
+    assert build_prompt("Q?", "plain", system_prompt="S") == [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "Q?"},
+    ]
+    assert build_prompt("Q?", "luffy")[0]["role"] == "system"
+    with pytest.raises(ValueError, match="qwen_math"):
+        build_prompt("Q?", "fancy")
+
+
+def test_tiny_tokenizer_round_trip_and_chat_template():
+    tok = build_tiny_tokenizer()
+    text = "Ann has 3 pens.\n" + QWEN_MATH_INSTRUCTION + " 12+7=19. \\boxed{19}"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == text
+    assert len(tok("19", add_special_tokens=False)["input_ids"]) == 2  # digits are single tokens
+    for special in ("<|im_start|>", "<|im_end|>", "<|endoftext|>"):
+        assert len(tok(special, add_special_tokens=False)["input_ids"]) == 1
+    msgs = [{"role": "user", "content": "hi"}]
+    assert tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False) == (
+        "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    )
+    cont = tok.apply_chat_template(msgs + [{"role": "assistant", "content": "1+1"}], continue_final_message=True,
+                                   tokenize=False)
+    assert cont.endswith("<|im_start|>assistant\n1+1")
+
+
+def test_tiny_model_round_trips_through_from_pretrained(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = ensure_tiny_model("tiny", cache_dir=tmp_path)
+    assert path == preset_dir("tiny", tmp_path)
+    mtime = (path / "model.safetensors").stat().st_mtime_ns
+    assert ensure_tiny_model("tiny", cache_dir=tmp_path) == path  # cached, not rebuilt
+    assert (path / "model.safetensors").stat().st_mtime_ns == mtime
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    assert type(model).__name__ == "Qwen2ForCausalLM"
+    text = "Ann has 3 pens. \\boxed{3}"
+    assert tok.decode(tok(text)["input_ids"]) == text
+    ids = torch.tensor([tok(text)["input_ids"]])
+    again = AutoModelForCausalLM.from_pretrained(path)
+    assert torch.equal(model(ids).logits, again(ids).logits)
+    assert not list(tmp_path.glob("models/.tiny-*"))  # no half-built folder left behind
+    with pytest.raises(ValueError, match="tiny-warm"):
+        ensure_tiny_model("huge", cache_dir=tmp_path)
+
+
+@pytest.mark.slow
+def test_warm_start_gives_nonzero_reward_on_easy_problems(model_cache):
+    """The tiny-warm preset (SFT on 1-2 step problems) solves easy held-out problems, greedy."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prefix_rft.eval.heldout import heldout_accuracy
+
+    path = ensure_tiny_model("tiny-warm", cache_dir=model_cache)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    records = [
+        {"prompt": build_prompt(p["problem"]), "answer": p["answer"], "num_steps": p["num_steps"]}
+        for p in generate_problems(24, seed=99, min_steps=1, max_steps=1)
+    ]
+    result = heldout_accuracy(model, tok, records, samples=1, temperature=0.0, max_new_tokens=48)
+    assert result["accuracy"] >= 0.5, result
