@@ -54,9 +54,7 @@ def test_top_fraction_threshold_counts():
 # Row 1: on-policy, 6 tokens, 2 pads.
 PREFIX = torch.tensor([[1, 1, 1, 1, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0]], dtype=torch.bool)
 LOSS = torch.tensor([[1, 1, 1, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1, 0, 0]], dtype=torch.bool)
-ENT = torch.tensor(
-    [[0.1, 0.9, 0.3, 0.7, 0.2, 5.0, 6.0, 9.0], [8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 9.0, 9.0]]
-)
+ENT = torch.tensor([[0.1, 0.9, 0.3, 0.7, 0.2, 5.0, 6.0, 9.0], [8.0, 8.0, 8.0, 8.0, 8.0, 8.0, 9.0, 9.0]])
 
 
 def test_entropy_top_selects_exactly_the_top_prefix_tokens():
@@ -120,7 +118,9 @@ def test_clipped_surrogate_by_hand():
 def test_aggregations():
     per_token = torch.tensor([[1.0, 2.0, 3.0, 0.0], [4.0, 0.0, 0.0, 0.0]])
     mask = torch.tensor([[1, 1, 1, 0], [1, 0, 0, 0]])
-    assert aggregate_loss(per_token, mask, "dr_grpo", max_completion_length=8).item() == pytest.approx(10 / 16)
+    assert aggregate_loss(per_token, mask, "dr_grpo", max_completion_length=8).item() == pytest.approx(
+        10 / 16
+    )
     assert aggregate_loss(per_token, mask, "grpo").item() == pytest.approx((2.0 + 4.0) / 2)
     assert aggregate_loss(per_token, mask, "bnpo").item() == pytest.approx(10 / 4)
     with pytest.raises(ValueError, match="max_completion_length"):
@@ -152,8 +152,14 @@ def test_policy_shaping_value_gradient_and_no_clipping():
     lp = torch.tensor([[math.log(0.9)]])
     assert shaped_surrogate(lp, torch.tensor([[2.0]])).item() == pytest.approx(-2 * 0.9 / 1.0)
     loss, stats = prefix_rft_policy_loss(
-        lp, torch.tensor([[-20.0]]), torch.tensor([2.0]), torch.ones(1, 1), torch.ones(1, 1),
-        torch.ones(1, 1), off_policy_mask=torch.ones(1, 1, dtype=torch.bool), max_completion_length=1,
+        lp,
+        torch.tensor([[-20.0]]),
+        torch.tensor([2.0]),
+        torch.ones(1, 1),
+        torch.ones(1, 1),
+        torch.ones(1, 1),
+        off_policy_mask=torch.ones(1, 1, dtype=torch.bool),
+        max_completion_length=1,
     )
     assert loss.item() == pytest.approx(-1.8)
     assert stats["clip_ratio/high_mean"].item() == 0.0
@@ -168,7 +174,13 @@ def test_full_prefix_rft_loss_by_hand():
     loss_mask = torch.ones(1, 4, dtype=torch.bool)
     weights = torch.tensor([[3.0, 3.0, 0.5, 2.0]])  # vLLM IS ratios; prefix tokens must get 1
     loss, stats = prefix_rft_policy_loss(
-        logps, old, torch.tensor([1.0]), loss_mask, prefix, keep, importance_weights=weights,
+        logps,
+        old,
+        torch.tensor([1.0]),
+        loss_mask,
+        prefix,
+        keep,
+        importance_weights=weights,
         max_completion_length=5,
     )
     # token losses: -1.2 (clipped, weight 1), 0 (dropped), -0.5*0.5, -1.0*2

@@ -63,8 +63,9 @@ def test_tiny_tokenizer_round_trip_and_chat_template():
     assert tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False) == (
         "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
     )
-    cont = tok.apply_chat_template(msgs + [{"role": "assistant", "content": "1+1"}], continue_final_message=True,
-                                   tokenize=False)
+    cont = tok.apply_chat_template(
+        msgs + [{"role": "assistant", "content": "1+1"}], continue_final_message=True, tokenize=False
+    )
     assert cont.endswith("<|im_start|>assistant\n1+1")
 
 

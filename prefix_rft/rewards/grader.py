@@ -118,7 +118,11 @@ class Grader:
     """Scores completions against reference answers: 1.0 correct, 0.0 wrong, unparseable or timed out."""
 
     def __init__(
-        self, num_workers: int = 1, timeout: float = 5.0, style: str = "boxed", inner_timeout: int | None = None
+        self,
+        num_workers: int = 1,
+        timeout: float = 5.0,
+        style: str = "boxed",
+        inner_timeout: int | None = None,
     ) -> None:
         """``timeout``: seconds an item may take (outer guard); ``inner_timeout``: math-verify's own
         alarm inside the worker (default: ``timeout``), which ends most slow items without a kill."""
