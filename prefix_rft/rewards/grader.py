@@ -58,13 +58,15 @@ def extract_answer(text: str, style: str = "boxed") -> str | None:
 
 
 _LIST_RE = re.compile(r"^\[(.*)\]$", re.S)
+_DOLLAR_RE = re.compile(r"(?<!\\)\$")  # a $ that is not an escaped \$
 
 
 def normalize_gold(gold: str) -> str:
     """Undo the benchmark files' answer quirks.
 
-    AMC floats (``"27.0"`` -> ``"27"``), answers wrapped in ``$...$`` or ``\\(...\\)``, and
-    OlympiadBench answer lists rendered as strings (``"['3', '5']"`` -> ``"3, 5"``).
+    AMC floats (``"27.0"`` -> ``"27"``), answers wrapped in ``$...$`` or ``\\(...\\)`` (or several
+    spans, ``"$69$,$84$"`` -> ``"69,84"``), and OlympiadBench answer lists rendered as strings
+    (``"['3', '5']"`` -> ``"3, 5"``).
     """
     g = str(gold).strip()
     m = _LIST_RE.match(g)
@@ -72,6 +74,9 @@ def normalize_gold(gold: str) -> str:
         items = re.findall(r"""'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)\"""", m.group(1))
         parts = [normalize_gold((a or b).replace("\\\\", "\\")) for a, b in items]
         return ", ".join(p for p in parts if p)
+    if g.startswith("$") and g.endswith("$") and not g.startswith("$$") and len(_DOLLAR_RE.findall(g)) > 2:
+        # Several math spans, e.g. OlympiadBench's "$69$,$84$": drop every delimiter, keep the separators.
+        return _DOLLAR_RE.sub("", g).strip()
     for left, right in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if g.startswith(left) and g.endswith(right) and len(g) > len(left) + len(right) - 1:
             g = g[len(left) : len(g) - len(right)].strip()

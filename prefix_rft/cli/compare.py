@@ -1,0 +1,170 @@
+"""``prefix-rft-compare``: one table and one bar chart from several evaluations.
+
+prefix-rft-compare outputs/eval/rft outputs/eval/prefix-rft --out outputs/compare
+prefix-rft-compare outputs/eval/* --out outputs/compare --paper --paper-rows base,LUFFY,Prefix-RFT
+
+Each RUN is an evaluation folder (or its summary.json) written by ``prefix-rft-eval``. Writes
+``comparison.md``, ``comparison.csv`` (percentages, one row per run, columns in the paper's order
+then avg) and ``comparison.png`` (grouped bars; needs matplotlib, ``--no-plot`` skips it).
+``--paper`` adds the paper's published Qwen2.5-Math-7B rows (prefix_rft/eval/paper_results.py) as
+reference rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from prefix_rft.eval.benchmarks import PAPER_COLUMNS, column_order
+from prefix_rft.eval.paper_results import PAPER_MODEL, PAPER_RESULTS
+from prefix_rft.eval.report import markdown_table, score_row
+
+OUTPUT_FILES = ("comparison.md", "comparison.csv", "comparison.png")
+
+
+def load_summary(run: str | Path) -> tuple[str, dict, str]:
+    """(label, summary, folder name) of a run folder or summary.json path."""
+    path = Path(run)
+    if path.is_dir():
+        path = path / "summary.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{run}: no summary.json (expected an evaluation folder written by prefix-rft-eval)"
+        )
+    summary = json.loads(path.read_text())
+    if "benchmarks" not in summary or "average" not in summary:
+        raise ValueError(f"{path} is not an evaluation summary (no 'benchmarks'/'average' keys)")
+    folder = path.resolve().parent.name
+    return summary.get("run_name") or folder, summary, folder
+
+
+def build_table(
+    runs: Sequence[tuple[str, dict, str]], paper_rows: Sequence[str] = ()
+) -> tuple[list[str], list[tuple[str, dict[str, float | None]]], list[str]]:
+    """(columns, [(label, {column: percentage})], notes) for runs (label, summary, folder) plus paper rows."""
+    rows: list[tuple[str, dict[str, float | None]]] = []
+    notes: list[str] = []
+    labels: set[str] = set()
+    names: list[str] = []
+    for label, summary, folder in runs:
+        unique, n = label, 2
+        if unique in labels:  # two runs of one model: tell them apart by their folders
+            unique = f"{label} [{folder}]"
+        while unique in labels:
+            unique, n = f"{label} ({n})", n + 1
+        labels.add(unique)
+        scores = {k: (None if v is None else 100 * v) for k, v in score_row(summary).items()}
+        rows.append((unique, scores))
+        names += [c for c in summary["benchmarks"]]
+        covered = summary["average"].get("benchmarks", [])
+        if paper_rows and set(covered) != set(PAPER_COLUMNS):
+            notes.append(
+                f"avg of {unique} covers {', '.join(covered) or 'no benchmark'}, not the paper's six"
+            )
+    for method in paper_rows:
+        if method not in PAPER_RESULTS:
+            raise ValueError(f"paper row {method!r} is unknown; expected one of {list(PAPER_RESULTS)}")
+        rows.append((f"paper: {method}", dict(PAPER_RESULTS[method])))
+    if paper_rows:
+        names = list(PAPER_COLUMNS) + names
+    columns = column_order(names)
+    tail = ["avg"] + (["avg_ood"] if any("avg_ood" in r for _, r in rows) else [])
+    return columns + tail, rows, notes
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def write_tables(columns: list[str], rows, notes: list[str], out: Path, paper: bool) -> list[Path]:
+    """comparison.md and comparison.csv."""
+    out.mkdir(parents=True, exist_ok=True)
+    header = ["run", *columns]
+    body = [[label, *[_fmt(scores.get(c)) for c in columns]] for label, scores in rows]
+    with open(out / "comparison.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(body)
+    md = [
+        "# Evaluation comparison\n",
+        "Scores in %: AIME24/AIME25/AMC avg@32, others pass@1 (as configured per run).\n",
+    ]
+    if paper:
+        md.append(f"Rows marked `paper:` are the published {PAPER_MODEL} results.\n")
+    md.append(markdown_table(header, body))
+    md += [f"- {n}" for n in notes]
+    (out / "comparison.md").write_text("\n".join(md) + "\n")
+    return [out / "comparison.md", out / "comparison.csv"]
+
+
+def plot(columns: list[str], rows, path: Path) -> Path:
+    """A grouped bar chart: one group per column, one bar per run."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise RuntimeError(
+            f"the bar chart needs matplotlib ({err}); pip install matplotlib (or -e '.[plot]'), or pass --no-plot"
+        ) from err
+    width = 0.8 / max(1, len(rows))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(columns) + 0.25 * len(rows)), 4.5))
+    for i, (label, scores) in enumerate(rows):
+        xs = [j + (i - (len(rows) - 1) / 2) * width for j in range(len(columns))]
+        ys = [float("nan") if scores.get(c) is None else scores[c] for c in columns]  # nan: no bar
+        ax.bar(xs, ys, width, label=label, hatch="//" if label.startswith("paper:") else None)
+    ax.set_xticks(range(len(columns)), columns)
+    ax.set_ylabel("score (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console entry point (``prefix-rft-compare``)."""
+    parser = argparse.ArgumentParser(prog="prefix-rft-compare", description=__doc__.split("\n\n")[0])
+    parser.add_argument("runs", nargs="+", help="evaluation folders (or their summary.json)")
+    parser.add_argument("--out", required=True, help="folder for comparison.md/.csv/.png")
+    parser.add_argument("--paper", action="store_true", help=f"add the paper's published {PAPER_MODEL} rows")
+    parser.add_argument(
+        "--paper-rows",
+        default=None,
+        help=f"comma-separated paper rows (implies --paper); default all: {','.join(PAPER_RESULTS)}",
+    )
+    parser.add_argument("--no-plot", action="store_true", help="skip the bar chart (no matplotlib needed)")
+    args = parser.parse_args(argv)
+    try:
+        runs = [load_summary(r) for r in args.runs]
+        paper_rows: list[str] = []
+        if args.paper_rows:
+            paper_rows = [r.strip() for r in args.paper_rows.split(",") if r.strip()]
+        elif args.paper:
+            paper_rows = list(PAPER_RESULTS)
+        columns, rows, notes = build_table(runs, paper_rows)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"prefix-rft-compare: error: {err}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    written = write_tables(columns, rows, notes, out, bool(paper_rows))
+    if not args.no_plot:
+        try:
+            written.append(plot(columns, rows, out / "comparison.png"))
+        except RuntimeError as err:
+            print(f"prefix-rft-compare: error: {err}", file=sys.stderr)
+            return 1
+    print((out / "comparison.md").read_text())
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

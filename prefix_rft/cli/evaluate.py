@@ -1,0 +1,67 @@
+"""``prefix-rft-eval``: evaluate a model on benchmarks (Hydra; config in conf/eval.yaml).
+
+prefix-rft-eval                                     # tiny model, synthetic problems, CPU
+prefix-rft-eval model_path=outputs/prefix_rft/qwen2.5-math-7b-openr1/<run> backend=vllm \\
+    data_file=../shared/data/benchmarks/luffy_valid_all.parquet benchmarks=[] \\
+    output_dir=outputs/eval/prefix-rft-7b           # all six benchmarks of the paper's table
+prefix-rft-eval model_path=Qwen/Qwen2.5-Math-7B benchmarks=[math500,minerva] \\
+    data_dir=../shared/data/solutions max_items=50 output_dir=outputs/eval/base-quick
+
+Keys (all documented in prefix_rft/config/eval_schema.py):
+
+* model: ``model_path`` (hub id, builtin:<preset>, checkpoint folder, or LoRA adapter folder),
+  ``adapter_path``, ``dtype``, ``chat_template``, ``config_overrides``, ``run_name``.
+* data: ``benchmarks`` (names, files, ``hub:<id>[:<split>]`` or ``NAME@SOURCE``), ``data_file``
+  (LUFFY parquet), ``data_dir`` (Qwen2.5-Math JSONL folder), ``max_items``, ``synthetic.*``.
+* sampling: ``samples`` (k; null = avg@32 for AIME24/AIME25/AMC, 1 for the rest), ``pass_k``,
+  ``temperature``, ``top_p``, ``max_new_tokens``, ``batch_size``, ``seed``, ``backend``
+  (transformers | vllm), ``vllm.*``, ``prompt_template`` (auto | qwen_math | luffy | plain),
+  ``system_prompt``, ``use_chat_template``.
+* output: ``output_dir`` (samples.jsonl + summary.{json,csv,md}); rerunning with the same folder
+  resumes; ``overwrite=true`` starts over; ``stop_after=N`` stops after N new samples.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from omegaconf import DictConfig, OmegaConf
+
+
+def main() -> None:
+    """Console entry point (``prefix-rft-eval``); Hydra parses the command line."""
+    import hydra
+
+    from prefix_rft.config.compose import conf_dir
+    from prefix_rft.config.eval_schema import ConfigError, register_eval_configs
+
+    register_eval_configs()
+
+    def task(cfg: DictConfig) -> None:
+        from prefix_rft.eval.benchmarks import BenchmarkError
+        from prefix_rft.eval.generate import BackendUnavailable
+        from prefix_rft.eval.report import pct
+        from prefix_rft.eval.runner import run_evaluation
+
+        # Resolve once: ${now:...} in output_dir must not change between two reads.
+        resolved = OmegaConf.to_container(cfg, resolve=True)
+        try:
+            summary = run_evaluation(resolved)
+        except (ConfigError, BenchmarkError, BackendUnavailable) as err:
+            # A config or data mistake is the user's to fix: one clear line, no traceback.
+            print(f"prefix-rft-eval: error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+        for name, b in summary["benchmarks"].items():
+            print(
+                f"{name:>14}  {b['metric']:>7}  {pct(b['score']):>5}  ({b['n_items']} items, {b['n_samples']} samples)"
+            )
+        print(f"{'avg':>14}  {'':>7}  {pct(summary['average']['score']):>5}")
+        if "average_ood" in summary:
+            print(f"{'avg_ood':>14}  {'':>7}  {pct(summary['average_ood']['score']):>5}")
+        print(f"results: {resolved['output_dir']}")
+
+    hydra.main(config_path=str(conf_dir()), config_name="eval", version_base="1.3")(task)()
+
+
+if __name__ == "__main__":
+    main()
