@@ -8,13 +8,15 @@ functions) and ``demonstration`` (a worked solution, or ``None`` where a row has
 from __future__ import annotations
 
 import logging
-import random
 from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
 
 from prefix_rft.data.prompts import build_prompt
+from prefix_rft.data.subsets import load_pass_rates, problem_key, select_hard, take_subset
+
+__all__ = ["DataError", "load_train_dataset", "normalise_rows", "take_subset", "drop_long_prompts"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +92,12 @@ def normalise_rows(raw: Dataset, data_cfg) -> Dataset:
         problem = row[data_cfg.problem_column]
         answer = _text(row[data_cfg.answer_column])
         demo = _text(row[data_cfg.demonstration_column]) if data_cfg.demonstration_column else None
-        if isinstance(problem, list):  # already a conversational prompt
+        if isinstance(problem, list) and data_cfg.prompt_messages == "keep":  # a ready conversational prompt
             prompt = problem
         else:
+            if isinstance(problem, list):  # re-template the last user turn
+                users = [m.get("content") for m in problem if isinstance(m, dict) and m.get("role") == "user"]
+                problem = users[-1] if users else None
             problem = _text(problem)
             prompt = (
                 build_prompt(problem, data_cfg.prompt_template, data_cfg.system_prompt) if problem else None
@@ -115,21 +120,50 @@ def normalise_rows(raw: Dataset, data_cfg) -> Dataset:
     return Dataset.from_list(rows)
 
 
-def take_subset(ds: Dataset, fraction: float, max_samples: int | None, seed: int) -> Dataset:
-    """Seeded random fraction of the rows, then at most ``max_samples`` of them."""
-    n = len(ds)
-    keep = n if fraction >= 1.0 else max(1, round(fraction * n))
-    if max_samples is not None:
-        keep = min(keep, max_samples)
-    if keep >= n:
-        return ds
-    indices = sorted(random.Random(seed).sample(range(n), keep))
-    return ds.select(indices)
+def _read_local_table(path: str, what: str) -> Dataset:
+    from datasets import load_dataset
+
+    p = Path(path)
+    fmt = LOCAL_FORMATS.get(p.suffix)
+    if not p.is_file() or fmt is None:
+        raise DataError(f"{what}={path}: expected an existing {'/'.join(sorted(LOCAL_FORMATS))} file")
+    return load_dataset(fmt, data_files=str(p), split="train")
 
 
-def load_train_dataset(data_cfg) -> Dataset:
-    """The training set described by ``data_cfg``: normalised, subset, ready for the trainers."""
+def swap_demonstrations(ds: Dataset, path: str) -> Dataset:
+    """Replace each row's demonstration with the one ``path`` gives for its problem (None if it has none)."""
+    table = _read_local_table(path, "data.demonstrations_file")
+    for column in ("problem", "demonstration"):
+        if column not in table.column_names:
+            raise DataError(
+                f"data.demonstrations_file={path} needs columns 'problem' and 'demonstration'; has {table.column_names}"
+            )
+    demos = {str(p).strip(): d for p, d in zip(table["problem"], table["demonstration"])}
+    new = [demos.get(problem_key(p)) for p in ds["prompt"]]
+    logger.info(
+        "demonstrations from %s: %d of %d rows matched", path, sum(d is not None for d in new), len(new)
+    )
+    return ds.remove_columns("demonstration").add_column("demonstration", new)
+
+
+def load_train_dataset(data_cfg, apply_pass_rates: bool = True) -> Dataset:
+    """The training set described by ``data_cfg``: normalised, demonstrations swapped, subset, ready."""
     ds = normalise_rows(_read_raw(data_cfg), data_cfg)
+    if data_cfg.demonstrations_file:
+        ds = swap_demonstrations(ds, data_cfg.demonstrations_file)
+        missing = [i for i, d in enumerate(ds["demonstration"]) if not d]
+        if missing and data_cfg.on_bad_row == "error":
+            raise DataError(
+                f"{len(missing)} rows (first: row {missing[0]}) have no demonstration in "
+                f"data.demonstrations_file={data_cfg.demonstrations_file}; set data.on_bad_row=skip to drop them"
+            )
+        if missing:
+            logger.warning("skipping %d rows without a demonstration in the swapped file", len(missing))
+            ds = ds.select([i for i in range(len(ds)) if i not in set(missing)])
+    if apply_pass_rates and data_cfg.pass_rate_file:
+        if data_cfg.max_pass_rate is None:
+            raise DataError("data.pass_rate_file is set but data.max_pass_rate is not")
+        ds = select_hard(ds, load_pass_rates(data_cfg.pass_rate_file), data_cfg.max_pass_rate)
     ds = take_subset(ds, data_cfg.fraction, data_cfg.max_samples, data_cfg.seed)
     if len(ds) == 0:
         raise DataError(f"no training rows left from {data_cfg.path or data_cfg.source}")
