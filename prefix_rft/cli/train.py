@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,11 +56,44 @@ def _is_main_process() -> bool:
     return PartialState().is_main_process
 
 
+STAGE_DONE = "stage_complete.json"
+
+
+def _write_log_history(trainer, path: Path) -> None:
+    with open(path, "w") as f:
+        for row in trainer.state.log_history:
+            f.write(json.dumps(row) + "\n")
+
+
+def _with_output_dir(cfg: DictConfig, out_dir: Path) -> DictConfig:
+    """A copy of ``cfg`` whose trainers write to ``out_dir`` (one subfolder per stage)."""
+    stage = cfg.copy()
+    stage.output_dir = str(out_dir)
+    return stage
+
+
+def _run_stage(
+    cfg: DictConfig, kind: str, model, tokenizer, train_dataset, out_dir: Path, main_process: bool
+):
+    """Train one stage (``sft`` or ``rl``) into ``out_dir``, resuming from its own checkpoints."""
+    from prefix_rft.config.build import build_rl_trainer, build_sft_trainer
+
+    stage_cfg = _with_output_dir(cfg, out_dir)
+    build = build_sft_trainer if kind == "sft" else build_rl_trainer
+    trainer = build(stage_cfg, model, tokenizer, train_dataset)
+    resume = resolve_resume(cfg.resume_from_checkpoint, out_dir)
+    output = trainer.train(resume_from_checkpoint=resume)
+    trainer.save_model(str(out_dir))
+    if main_process:
+        _write_log_history(trainer, out_dir / "log_history.jsonl")
+    return trainer, output
+
+
 def run_training(cfg: DictConfig) -> dict[str, Any]:
-    """Validate, load, evaluate, train, save and evaluate again; returns the run summary."""
+    """Validate, load, evaluate, train (one stage, or SFT then RL), save, evaluate again; returns the summary."""
     from transformers import set_seed
 
-    from prefix_rft.config.build import build_rl_trainer
+    from prefix_rft.config.build import build_quantization_config
     from prefix_rft.config.validate import validate_train_config
     from prefix_rft.data.sources import drop_long_prompts, heldout_records, load_train_dataset
     from prefix_rft.eval.heldout import heldout_accuracy
@@ -78,7 +112,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     train_dataset = drop_long_prompts(
         train_dataset, tokenizer, cfg.data.max_prompt_length, cfg.data.on_bad_row
     )
-    model = load_model(cfg.model, model_path)
+    model = load_model(cfg.model, model_path, quantization_config=build_quantization_config(cfg))
 
     ev = cfg.heldout_eval
     heldout = heldout_records(cfg.data) if ev.enabled else []
@@ -97,15 +131,56 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             seed=cfg.seed,
         )
 
-    resume = resolve_resume(cfg.resume_from_checkpoint, out_dir)
-    before = evaluate(model) if resume is None else {}
-    trainer = build_rl_trainer(cfg, model, tokenizer, train_dataset)
-    train_output = trainer.train(resume_from_checkpoint=resume)
-    trainer.save_model(str(out_dir))
+    algo = cfg.algorithm
+    fresh = (
+        resolve_resume(cfg.resume_from_checkpoint, out_dir) is None and not (out_dir / "stage1_sft").is_dir()
+    )
+    before = evaluate(model) if fresh else {}
+    stages: list[dict[str, Any]] = []
+    if algo.sft_first:
+        sft_dir = out_dir / "stage1_sft"
+        if (sft_dir / STAGE_DONE).is_file():
+            logger.info("SFT stage already complete in %s; loading its model", sft_dir)
+        else:
+            sft_trainer, sft_out = _run_stage(
+                cfg, "sft", model, tokenizer, train_dataset, sft_dir, main_process
+            )
+            model_dir = sft_dir
+            if cfg.peft.enabled:
+                # RL starts from the SFT model: fold the adapter in (RL then adds a fresh adapter).
+                model_dir = sft_dir / "merged"
+                if main_process:
+                    sft_trainer.model.merge_and_unload().save_pretrained(str(model_dir))
+            if main_process:
+                done = {
+                    "global_step": sft_trainer.state.global_step,
+                    "train_runtime_s": sft_out.metrics.get("train_runtime"),
+                    "model_dir": str(model_dir),
+                }
+                (sft_dir / STAGE_DONE).write_text(json.dumps(done))
+            sft_trainer.accelerator.wait_for_everyone()
+            del sft_trainer
+        done = json.loads((sft_dir / STAGE_DONE).read_text())
+        stages.append({"stage": "sft", "output_dir": str(sft_dir), **done})
+        model = load_model(cfg.model, done["model_dir"], quantization_config=build_quantization_config(cfg))
+        rl_dir = out_dir / "stage2_rl"
+        trainer, train_output = _run_stage(cfg, "rl", model, tokenizer, train_dataset, rl_dir, main_process)
+        stages.append(
+            {
+                "stage": "rl",
+                "output_dir": str(rl_dir),
+                "global_step": trainer.state.global_step,
+                "train_runtime_s": train_output.metrics.get("train_runtime"),
+            }
+        )
+        trainer.save_model(str(out_dir))  # the final model also sits at the top of the run folder
+    else:
+        kind = "sft" if algo.trainer == "sft" else "rl"
+        trainer, train_output = _run_stage(cfg, kind, model, tokenizer, train_dataset, out_dir, main_process)
     after = evaluate(trainer.model)
 
     summary = {
-        "algorithm": cfg.algorithm.name,
+        "algorithm": algo.name,
         "model": cfg.model.name_or_path,
         "output_dir": str(out_dir),
         "global_step": trainer.state.global_step,
@@ -113,11 +188,12 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         "heldout_before": before,
         "heldout_after": after,
     }
+    if stages:
+        summary["stages"] = stages
     if main_process:
         (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-        with open(out_dir / "log_history.jsonl", "w") as f:
-            for row in trainer.state.log_history:
-                f.write(json.dumps(row) + "\n")
+        if not (out_dir / "log_history.jsonl").is_file() or stages:
+            _write_log_history(trainer, out_dir / "log_history.jsonl")
         if before or after:
             print(
                 f"held-out accuracy ({len(heldout)} problems, avg@{ev.samples}): "
@@ -125,6 +201,23 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             )
         print(f"run folder: {out_dir}")
     return summary
+
+
+def share_run_time() -> None:
+    """Under ``accelerate launch``/``torchrun`` every process runs Hydra, which names the run folder after the
+    current time; process 0's timestamp is broadcast (``PREFIX_RFT_RUN_TIME``, read by conf/config.yaml)
+    so that all processes write to one run folder."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or os.environ.get("PREFIX_RFT_RUN_TIME"):
+        return
+    from datetime import datetime
+
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
+
+    PartialState()  # initialises the process group
+    stamp = [datetime.now().strftime("%Y-%m-%d_%H-%M-%S")]
+    broadcast_object_list(stamp, from_process=0)
+    os.environ["PREFIX_RFT_RUN_TIME"] = stamp[0]
 
 
 def main() -> None:
@@ -136,6 +229,7 @@ def main() -> None:
     from prefix_rft.config.validate import ConfigError
 
     register_configs()
+    share_run_time()
 
     def task(cfg: DictConfig) -> None:
         try:

@@ -81,6 +81,12 @@ class DataConfig:
     demonstration_column: Optional[str] = "solution"
     # Prompt template: qwen_math, luffy, plain (see prefix_rft.data.prompts).
     prompt_template: str = "qwen_math"
+    # When the problem column already holds a message list: keep (use it as the prompt) or template
+    # (take its last user turn as the problem and apply prompt_template).
+    prompt_messages: str = "keep"
+    # Swap the demonstrations (demonstration-quality ablation): a local parquet/jsonl/json file with
+    # columns `problem` and `demonstration`, matched to the training rows by problem text.
+    demonstrations_file: Optional[str] = None
     # Extra system prompt prepended to every prompt.
     system_prompt: Optional[str] = None
     # Keep this fraction of the training rows (seeded), e.g. 0.1 or 0.01 for the paper's data ablations.
@@ -89,6 +95,11 @@ class DataConfig:
     max_samples: Optional[int] = None
     # Seed for subset selection.
     seed: int = 0
+    # Hard subset: a JSONL of {problem, pass_rate} measured for some model (python -m
+    # prefix_rft.data.subsets ...); rows with pass_rate above max_pass_rate are dropped.
+    pass_rate_file: Optional[str] = None
+    # Keep rows whose measured pass rate is at most this (e.g. 0.0: only prompts the model never solves).
+    max_pass_rate: Optional[float] = None
     # Prompts longer than this many tokens are an error (or skipped if on_bad_row=skip).
     max_prompt_length: int = 1024
     # What to do with a malformed row (missing/empty problem, answer or demonstration): error or skip.
@@ -103,8 +114,13 @@ class AlgorithmConfig:
 
     # Name of the algorithm (also the run folder name).
     name: str = MISSING
-    # Trainer class: grpo (TRL GRPOTrainer), prefix_rft (PrefixRFTTrainer).
+    # Trainer: grpo (TRL GRPOTrainer), prefix_rft (PrefixRFTTrainer, also LUFFY), rl_sft_loss
+    # (Dr. GRPO + NLL on demonstrations), relift (RL + SFT steps on a buffer of failed prompts),
+    # sft (TRL SFTTrainer on the demonstrations).
     trainer: str = "prefix_rft"
+    # Run an SFT stage (settings: sft_trainer.*) before the RL trainer, each in its own subfolder
+    # (stage1_sft, stage2_rl) of the run: the SFT -> RFT baseline.
+    sft_first: bool = False
     # Reward functions by name (see prefix_rft.rewards.rewards.REWARD_FUNCS).
     reward_funcs: list[str] = field(default_factory=lambda: ["accuracy"])
     # Weights of the reward functions (None = all 1).
@@ -121,6 +137,22 @@ class AlgorithmConfig:
     min_prefix_tokens: int = 1
     # Allow a prefix to cover the whole demonstration (LUFFY-style off-policy rollout with ratio 1).
     allow_full_prefix: bool = False
+    # Loss of full-demonstration rollouts: clipped (PPO surrogate like every other token) or shaped
+    # (LUFFY's regularized importance sampling f(p) = p / (p + gamma), no clipping, no old-policy ratio).
+    off_policy_loss: str = "clipped"
+    # gamma of the policy shaping f(p) = p / (p + gamma) (LUFFY: 0.1).
+    shaping_gamma: float = 0.1
+    # Clip the PPO ratio of on-policy tokens (False matches LUFFY's published script, which removes it).
+    on_policy_clip: bool = True
+    # Weight of the NLL of the demonstrations of the batch's prompts added to the RL loss (rl_sft_loss).
+    sft_coef: float = 0.0
+    # ReLIFT: prompts whose rollouts all score 0 enter a buffer with their demonstration; when it holds
+    # this many prompts, one SFT step runs on them (published: 128).
+    sft_buffer_size: int = 128
+    # ReLIFT: learning rate of the SFT steps' own AdamW optimizer (published: 1e-6).
+    sft_learning_rate: float = 1.0e-6
+    # ReLIFT / rl_sft_loss: rows per forward pass of the SFT term (memory bound, not the batch size).
+    sft_micro_batch_size: int = 4
 
 
 @dataclass
@@ -159,6 +191,12 @@ class PeftConfig:
     target_modules: Any = "all-linear"
     # Load the base model in 4 bit (QLoRA, needs bitsandbytes and a GPU).
     load_in_4bit: bool = False
+    # QLoRA 4-bit weight format: nf4 or fp4.
+    bnb_4bit_quant_type: str = "nf4"
+    # QLoRA compute dtype: bfloat16, float16 or float32.
+    bnb_4bit_compute_dtype: str = "bfloat16"
+    # QLoRA double quantization (quantize the quantization constants too).
+    bnb_4bit_use_double_quant: bool = True
 
 
 @dataclass
@@ -197,6 +235,9 @@ class TrainConfig:
     generation: GenerationBackendConfig = field(default_factory=GenerationBackendConfig)
     # TRL GRPOConfig/SFTConfig arguments (generated from the installed TRL; see trainer_args.py).
     trainer: TrainerArgs = field(default_factory=TrainerArgs)
+    # TRL SFTConfig fields for SFT (algorithm=sft and the SFT stage of sft_then_rft); they override
+    # trainer.* there (e.g. an SFT learning rate), so both share the budget set in trainer.*.
+    sft_trainer: TrainerArgs = field(default_factory=TrainerArgs)
     heldout_eval: HeldoutEvalConfig = field(default_factory=HeldoutEvalConfig)
     # Run folder (checkpoints, logs, resolved config, metrics).
     output_dir: str = MISSING

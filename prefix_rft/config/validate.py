@@ -8,7 +8,10 @@ from omegaconf.errors import OmegaConfBaseException
 from prefix_rft.config.schema import TrainConfig
 from prefix_rft.config.trainer_args import set_trainer_args
 
-TRAINERS = ("grpo", "prefix_rft")
+TRAINERS = ("grpo", "prefix_rft", "rl_sft_loss", "relift", "sft")
+# Trainers built on PrefixRFTTrainer (its rollouts and loss).
+PREFIX_TRAINERS = ("prefix_rft", "rl_sft_loss", "relift")
+NEEDS_DEMONSTRATIONS = ("rl_sft_loss", "relift", "sft")
 BACKENDS = ("transformers", "vllm_colocate", "vllm_server")
 DATA_SOURCES = ("synthetic", "hub", "local")
 PREFIX_UPDATE_MODES = ("entropy_top", "entropy_bottom", "random", "all", "none")
@@ -44,6 +47,11 @@ def validate_train_config(cfg: DictConfig) -> None:
     _one_of("generation.backend", cfg.generation.backend, BACKENDS)
     _one_of("data.source", cfg.data.source, DATA_SOURCES)
     _one_of("data.on_bad_row", cfg.data.on_bad_row, ("error", "skip"))
+    _one_of("data.prompt_messages", cfg.data.prompt_messages, ("keep", "template"))
+    if cfg.data.max_pass_rate is not None and not cfg.data.pass_rate_file:
+        raise ConfigError(
+            "data.max_pass_rate needs data.pass_rate_file (python -m prefix_rft.data.subsets ...)"
+        )
     _one_of("algorithm.prefix_update", algo.prefix_update, PREFIX_UPDATE_MODES)
     _one_of("algorithm.advantage_baseline", algo.advantage_baseline, ADVANTAGE_BASELINES)
 
@@ -80,7 +88,14 @@ def validate_train_config(cfg: DictConfig) -> None:
             "algorithm.num_prefixed > 0 needs demonstrations: set data.demonstration_column to the column that "
             "holds worked solutions"
         )
-    if algo.trainer == "prefix_rft":
+    if algo.trainer in NEEDS_DEMONSTRATIONS or algo.sft_first:
+        if not cfg.data.demonstration_column:
+            raise ConfigError(
+                f"algorithm={algo.name} trains on demonstrations: set data.demonstration_column to the column "
+                "that holds worked solutions"
+            )
+    _check_baseline_knobs(cfg)
+    if algo.trainer in PREFIX_TRAINERS:
         loss_type = trainer.get("loss_type", "dapo")
         _one_of("trainer.loss_type", loss_type, LOSS_TYPES_WITH_PREFIXES)
         if trainer.get("beta", 0.0) != 0.0:
@@ -92,6 +107,15 @@ def validate_train_config(cfg: DictConfig) -> None:
                 "trainer.importance_sampling_level must be 'token' for algorithm.trainer=prefix_rft"
             )
 
+    if cfg.peft.load_in_4bit:
+        if not cfg.peft.enabled:
+            raise ConfigError(
+                "peft.load_in_4bit=true (QLoRA) needs peft.enabled=true: a 4-bit base cannot be trained"
+            )
+        _one_of("peft.bnb_4bit_quant_type", cfg.peft.bnb_4bit_quant_type, ("nf4", "fp4"))
+        _one_of(
+            "peft.bnb_4bit_compute_dtype", cfg.peft.bnb_4bit_compute_dtype, ("bfloat16", "float16", "float32")
+        )
     if not 0.0 < cfg.data.fraction <= 1.0:
         raise ConfigError(f"data.fraction={cfg.data.fraction} must be in (0, 1]")
     max_completion = trainer.get("max_completion_length", 512)
@@ -102,6 +126,38 @@ def validate_train_config(cfg: DictConfig) -> None:
             f"({max_completion}) = {needed} exceeds model.max_context_length ({cfg.model.max_context_length}); "
             "lower one of them or raise the model's context window"
         )
+
+
+def _check_baseline_knobs(cfg: DictConfig) -> None:
+    """Checks of the keys that the baselines (SFT, LUFFY, RL+SFT loss, ReLIFT) add."""
+    algo = cfg.algorithm
+    _one_of("algorithm.off_policy_loss", algo.off_policy_loss, ("clipped", "shaped"))
+    if algo.off_policy_loss == "shaped" and not algo.allow_full_prefix:
+        raise ConfigError(
+            "algorithm.off_policy_loss=shaped applies to full-demonstration rollouts only: set "
+            "algorithm.allow_full_prefix=true (and a scheduler that reaches ratio 1, e.g. scheduler=constant "
+            "scheduler.value=1.0)"
+        )
+    if algo.shaping_gamma <= 0:
+        raise ConfigError(f"algorithm.shaping_gamma={algo.shaping_gamma} must be > 0")
+    if algo.sft_coef < 0:
+        raise ConfigError(f"algorithm.sft_coef={algo.sft_coef} must be >= 0")
+    if algo.sft_buffer_size < 1:
+        raise ConfigError(f"algorithm.sft_buffer_size={algo.sft_buffer_size} must be >= 1")
+    if algo.sft_learning_rate <= 0:
+        raise ConfigError(f"algorithm.sft_learning_rate={algo.sft_learning_rate} must be > 0")
+    if algo.sft_micro_batch_size < 1:
+        raise ConfigError(f"algorithm.sft_micro_batch_size={algo.sft_micro_batch_size} must be >= 1")
+    if algo.sft_first and algo.trainer == "sft":
+        raise ConfigError("algorithm.sft_first=true needs an RL trainer after the SFT stage, not trainer=sft")
+    import dataclasses
+
+    from trl import SFTConfig
+
+    sft_fields = {f.name for f in dataclasses.fields(SFTConfig)}
+    for key in set_trainer_args(cfg.sft_trainer):
+        if key not in sft_fields:
+            raise ConfigError(f"sft_trainer.{key} is not a field of TRL's SFTConfig")
 
 
 def build_scheduler_from_config(sched_cfg: DictConfig, build_scheduler=None):

@@ -13,6 +13,7 @@ is TRL's):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from trl import GRPOTrainer
 
 from prefix_rft.losses import (
     group_advantages,
+    policy_shaping,
     prefix_rft_policy_loss,
     prefix_update_mask,
     top_fraction_threshold,
@@ -41,6 +43,9 @@ class PrefixRFTArgs:
     min_prefix_tokens: int = 1
     allow_full_prefix: bool = False
     demonstration_column: str = "demonstration"
+    off_policy_loss: str = "clipped"
+    shaping_gamma: float = 0.1
+    on_policy_clip: bool = True
 
 
 class PrefixRFTTrainer(GRPOTrainer):
@@ -78,6 +83,8 @@ class PrefixRFTTrainer(GRPOTrainer):
             raise ValueError(
                 f"num_prefixed={a.num_prefixed} must be between 0 and num_generations={self.num_generations}"
             )
+        if a.off_policy_loss not in ("clipped", "shaped"):
+            raise ValueError(f"off_policy_loss={a.off_policy_loss!r} must be 'clipped' or 'shaped'")
         if self.loss_type not in ("dr_grpo", "grpo", "bnpo"):
             raise ValueError(
                 f"PrefixRFTTrainer supports loss_type dr_grpo, grpo or bnpo, not {self.loss_type!r}"
@@ -101,6 +108,15 @@ class PrefixRFTTrainer(GRPOTrainer):
                 self._demo_token_cache[demo] = ids
         return ids
 
+    def _draw_stream(self) -> int:
+        """Random stream of this process and rollout round: one optimizer step can hold several generation
+        rounds (gradient_accumulation_steps > steps_per_generation), each needing fresh ratio draws. The round
+        index restarts with every optimizer step, so a run resumed at a step boundary draws the same ratios."""
+        args = self.args
+        rounds = max(args.gradient_accumulation_steps // max(args.steps_per_generation, 1), 1)
+        round_idx = (self._step // (args.steps_per_generation * self.num_iterations)) % rounds
+        return self.accelerator.process_index * rounds + round_idx
+
     def _plan_prefixes(
         self, inputs: list[dict[str, Any]]
     ) -> tuple[list[list[int] | None], list[float], set[int]]:
@@ -118,7 +134,7 @@ class PrefixRFTTrainer(GRPOTrainer):
         if a.num_prefixed == 0:
             return plan, ratios, full_rows
         step = self.state.global_step
-        gen = step_generator(self.args.seed, step, self.accelerator.process_index)
+        gen = step_generator(self.args.seed, step, self._draw_stream())
         offset = self.accelerator.process_index * len(inputs)
         G = self.num_generations
         budget = self.max_completion_length if a.allow_full_prefix else self.max_completion_length - 1
@@ -139,7 +155,9 @@ class PrefixRFTTrainer(GRPOTrainer):
             if length > 0:
                 plan[i] = list(ids[:length])
                 ratios.append(ratio)
-                if length == len(ids):
+                # A whole demonstration (or as much of it as the budget holds, when full prefixes are
+                # allowed) is an off-policy rollout: nothing is generated for it.
+                if length == len(ids) or (a.allow_full_prefix and length == budget):
                     full_rows.add(i)
         return plan, ratios, full_rows
 
@@ -157,7 +175,20 @@ class PrefixRFTTrainer(GRPOTrainer):
         # One call with every row as its own prompt (num_generations=1): hybrid rows differ from the rest
         # of their group, so TRL's per-group de-duplication for the vLLM server must not apply.
         extended = [list(p) + (prefix or []) for p, prefix in zip(prompt_ids, plan)]
-        completion_ids, logprobs = super()._generate_single_turn(extended, None, multimodal_fields, 1)
+        # Full demonstrations need no generation. vLLM's paths slice results by process assuming equal
+        # row counts on every process, so rows are only skipped on the transformers path.
+        to_generate = list(range(len(extended)))
+        if not self.use_vllm and len(self._full_rows) < len(extended):
+            to_generate = [i for i in to_generate if i not in self._full_rows]
+        gen_ids, gen_logps = super()._generate_single_turn(
+            [extended[i] for i in to_generate], None, multimodal_fields, 1
+        )
+        completion_ids: list = [[] for _ in extended]
+        logprobs: list | None = [[] for _ in extended] if gen_logps is not None else None
+        for j, i in enumerate(to_generate):
+            completion_ids[i] = gen_ids[j]
+            if logprobs is not None:
+                logprobs[i] = gen_logps[j]
         eos = self.eos_token_ids[0]
         lengths = []
         out_ids, out_logps = [], [] if logprobs is not None else None
@@ -166,7 +197,8 @@ class PrefixRFTTrainer(GRPOTrainer):
             prefix = prefix or []
             full_demo = i in self._full_rows
             if full_demo:
-                generated = [eos]  # the whole demonstration is the rollout: nothing is generated for it
+                # The whole demonstration is the rollout, closed with end-of-turn if the budget allows.
+                generated = [eos] if len(prefix) < self.max_completion_length else []
             else:
                 # Continuation budget = max_completion_length - L: cut what the engine produced past it,
                 # which is the same sample as stopping the engine there.
@@ -175,8 +207,8 @@ class PrefixRFTTrainer(GRPOTrainer):
             lengths.append(len(prefix))
             if out_logps is not None:
                 # Prefix tokens were not sampled: no engine log-prob (NaN -> TRL's IS ratio treats them as 1).
-                gen_logps = list(logprobs[i])[: len(generated)] if not full_demo else [None]
-                out_logps.append([None] * len(prefix) + gen_logps)
+                gen_logps_i = [None] * len(generated) if full_demo else list(logprobs[i])[: len(generated)]
+                out_logps.append([None] * len(prefix) + gen_logps_i)
         self._prefix_lengths = lengths
         return out_ids, out_logps
 
@@ -201,8 +233,15 @@ class PrefixRFTTrainer(GRPOTrainer):
         lengths = torch.tensor(self._prefix_lengths or [0] * len(inputs), device=completion_ids.device)
         positions = torch.arange(completion_ids.size(1), device=completion_ids.device)
         output["prefix_mask"] = (positions.unsqueeze(0) < lengths.unsqueeze(1)).int()
+        is_full = torch.zeros(len(inputs), dtype=torch.bool, device=completion_ids.device)
+        is_full[sorted(self._full_rows)] = True
+        # Off-policy rows (whole demonstrations, end-of-turn included) for LUFFY's shaped loss.
+        output["off_policy_mask"] = (is_full.unsqueeze(1) & output["completion_mask"].bool()).int()
         is_hybrid = lengths > 0
         self._log_rollout_metrics(mode, is_hybrid, lengths, ratios)
+        self._metrics[mode]["prefix/full_demo_fraction"].append(
+            self.accelerator.gather(is_full).float().mean().item()
+        )
         if self.prefix_args.advantage_baseline == "on_policy" and self._rewards_per_func is not None:
             output["advantages"] = self._on_policy_baseline_advantages(is_hybrid, len(inputs))
         return output
@@ -280,6 +319,13 @@ class PrefixRFTTrainer(GRPOTrainer):
         old_logps = inputs.get("old_per_token_logps")
         old_logps = logps.detach() if old_logps is None else old_logps
         importance = inputs.get("importance_sampling_ratio") if self.use_vllm else None
+        off_policy = None
+        if self.prefix_args.off_policy_loss == "shaped" and "off_policy_mask" in inputs:
+            off_policy = inputs["off_policy_mask"].bool() & loss_mask
+        # LUFFY's published script removes clipping from on-policy tokens too (on_policy_clip=False).
+        eps_low, eps_high = (
+            (self.epsilon_low, self.epsilon_high) if self.prefix_args.on_policy_clip else (math.inf, math.inf)
+        )
         loss, stats = prefix_rft_policy_loss(
             logps,
             old_logps,
@@ -287,10 +333,12 @@ class PrefixRFTTrainer(GRPOTrainer):
             loss_mask,
             prefix_mask,
             keep_mask,
-            epsilon_low=self.epsilon_low,
-            epsilon_high=self.epsilon_high,
+            epsilon_low=eps_low,
+            epsilon_high=eps_high,
             loss_type=self.loss_type,
             max_completion_length=self.max_completion_length,
+            off_policy_mask=off_policy,
+            shaping_gamma=self.prefix_args.shaping_gamma,
             importance_weights=importance,
         )
         mode = "train" if self.model.training else "eval"
@@ -303,6 +351,16 @@ class PrefixRFTTrainer(GRPOTrainer):
         self._log_loss_metrics(
             mode, stats, logps.detach(), entropies.detach(), loss_mask, prefix_mask, keep_mask
         )
+        if off_policy is not None:
+            n_off = self.accelerator.reduce(off_policy.sum().float(), reduction="sum").item()
+            if n_off:
+                shaping = policy_shaping(logps.detach(), self.prefix_args.shaping_gamma)
+                self._metrics[mode]["off_policy/shaping_weight_mean"].append(
+                    self._masked_global_mean(shaping, off_policy)
+                )
+                self._metrics[mode]["off_policy/demo_nll"].append(
+                    -self._masked_global_mean(logps.detach(), off_policy)
+                )
         return loss
 
     def _masked_global_mean(self, values: torch.Tensor, mask: torch.Tensor) -> float:

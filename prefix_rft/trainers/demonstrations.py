@@ -1,0 +1,56 @@
+"""Demonstration tokens as a batch: padding and their log-probs under the policy.
+
+Shared by the trainers that add a supervised term on demonstrations (``rl_sft_loss`` and ReLIFT).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+def demonstration_text(row: dict[str, Any], column: str = "demonstration") -> str | None:
+    """The row's demonstration (the first one when the column holds several), or None."""
+    demo = row.get(column)
+    if isinstance(demo, (list, tuple)):
+        demo = next((d for d in demo if d), None)
+    return demo or None
+
+
+def pad_right(sequences: list[list[int]], pad_id: int, device: torch.device | str = "cpu"):
+    """Right-pad token id lists into ``(ids, mask)`` tensors (at least one column, so empty batches work)."""
+    width = max([len(s) for s in sequences] + [1])
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long, device=device)
+    for i, seq in enumerate(sequences):
+        if seq:
+            ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long, device=device)
+            mask[i, : len(seq)] = 1
+    return ids, mask
+
+
+def pad_left(sequences: list[list[int]], pad_id: int, device: torch.device | str = "cpu"):
+    """Left-pad token id lists into ``(ids, mask)`` tensors, the layout TRL uses for prompts."""
+    width = max([len(s) for s in sequences] + [1])
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long, device=device)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long, device=device)
+    for i, seq in enumerate(sequences):
+        if seq:
+            ids[i, width - len(seq) :] = torch.tensor(seq, dtype=torch.long, device=device)
+            mask[i, width - len(seq) :] = 1
+    return ids, mask
+
+
+def demonstration_logps(
+    trainer, model, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor, demo_ids, demo_mask, batch_size=None
+) -> torch.Tensor:
+    """Per-token log-probs of ``demo_ids`` given left-padded prompts, computed exactly as the policy loss
+    computes completion log-probs (TRL's ``_get_per_token_logps_and_entropies``, so at the sampling
+    temperature: 1.0 in every shipped config, where this is the plain NLL)."""
+    input_ids = torch.cat([prompt_ids, demo_ids], dim=1)
+    attention_mask = torch.cat([prompt_mask, demo_mask], dim=1)
+    logps, _, _ = trainer._get_per_token_logps_and_entropies(
+        model, input_ids, attention_mask, demo_ids.size(1), batch_size=batch_size
+    )
+    return logps

@@ -1,0 +1,78 @@
+"""``RLWithSFTLossTrainer``: Dr. GRPO on on-policy rollouts plus a weighted NLL on the demonstrations.
+
+The "RL with SFT loss" baseline. Rollouts and the policy loss are the Prefix-RFT trainer's with no
+hybrid rollouts (``num_prefixed=0``, so exactly Dr. GRPO); this class only adds, for every prompt of
+the batch, its demonstration as a supervised target:
+
+    loss = policy_loss + sft_coef * token_mean NLL(demonstration | prompt)
+
+Each prompt's demonstration is attached to one row of its group (the first slot), so a prompt
+counts once however many rollouts it has.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from prefix_rft.losses import sft_nll
+from prefix_rft.trainers.demonstrations import demonstration_logps, demonstration_text, pad_right
+from prefix_rft.trainers.prefix_rft import PrefixRFTTrainer
+
+
+class RLWithSFTLossTrainer(PrefixRFTTrainer):
+    """PrefixRFTTrainer with an NLL term on demonstrations, weighted by ``sft_coef``."""
+
+    def __init__(self, *args, sft_coef: float, sft_micro_batch_size: int = 4, **kwargs):
+        super().__init__(*args, **kwargs)
+        if sft_coef < 0:
+            raise ValueError(f"sft_coef={sft_coef} must be >= 0")
+        self.sft_coef = sft_coef
+        self.sft_micro_batch_size = sft_micro_batch_size
+
+    def _demonstration_targets(self, inputs) -> list[list[int]]:
+        """Demonstration ids (cut to the completion budget, closed with end-of-turn) for the first slot of
+        every group; empty for other rows and rows without a demonstration."""
+        offset = self.accelerator.process_index * len(inputs)
+        eos = self.eos_token_ids[0]
+        targets: list[list[int]] = []
+        for i, row in enumerate(inputs):
+            demo = demonstration_text(row, self.prefix_args.demonstration_column)
+            if (offset + i) % self.num_generations != 0 or demo is None:
+                targets.append([])
+                continue
+            targets.append(list(self._demo_ids(demo))[: self.max_completion_length - 1] + [eos])
+        return targets
+
+    def _generate_and_score_completions(self, inputs):
+        output = super()._generate_and_score_completions(inputs)
+        device = output["completion_ids"].device
+        output["demo_ids"], output["demo_mask"] = pad_right(
+            self._demonstration_targets(inputs), self.processing_class.pad_token_id, device
+        )
+        return output
+
+    def _compute_loss(self, model, inputs):
+        loss = super()._compute_loss(model, inputs)
+        mode = "train" if self.model.training else "eval"
+        demo_mask = inputs["demo_mask"]
+        rows = demo_mask.any(dim=1)  # only rows that carry a demonstration need a forward pass
+        stat = torch.zeros(2, device=loss.device)
+        if self.sft_coef > 0 and rows.any():
+            logps = demonstration_logps(
+                self,
+                model,
+                inputs["prompt_ids"][rows],
+                inputs["prompt_mask"][rows],
+                inputs["demo_ids"][rows],
+                demo_mask[rows],
+                batch_size=self.sft_micro_batch_size,
+            )
+            nll = sft_nll(logps, demo_mask[rows], reduction="token_mean")
+            scale = self.current_gradient_accumulation_steps if mode == "train" else 1
+            loss = loss + self.sft_coef * nll / scale
+            stat = torch.stack([nll.detach().float(), torch.ones((), device=loss.device)])
+        # Collective on every process, whether or not its micro-batch had demonstrations.
+        total, count = self.accelerator.reduce(stat, reduction="sum").tolist()
+        if count:
+            self._metrics[mode]["sft/demo_nll"].append(total / count)
+        return loss

@@ -1,0 +1,135 @@
+"""``prefix-rft-train`` end to end: a Hydra sweep over all seven algorithms on the tiny model, each into its own
+run folder with its config, logs, metrics and a changed model; config errors exit with a clear message."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+ALGORITHMS = ["sft", "rft", "sft_then_rft", "rl_sft_loss", "luffy", "relift", "prefix_rft"]
+# What each algorithm logs that the others do not (besides the loss).
+SPECIFIC_METRICS = {
+    "sft": ["mean_token_accuracy"],
+    "rft": ["rewards/accuracy/mean"],
+    "sft_then_rft": ["rewards/accuracy/mean"],
+    "rl_sft_loss": ["sft/demo_nll"],
+    "luffy": ["off_policy/shaping_weight_mean", "prefix/full_demo_fraction"],
+    "relift": ["relift/buffer_size", "relift/failed_prompt_fraction"],  # SFT steps: test_baselines.py
+    "prefix_rft": ["prefix/ratio_mean", "prefix/update_fraction", "entropy/prefix"],
+}
+
+
+def cli() -> list[str]:
+    exe = shutil.which("prefix-rft-train", path=os.path.dirname(sys.executable))
+    return [exe] if exe else [sys.executable, "-m", "prefix_rft.cli.train"]
+
+
+def small_run_overrides() -> list[str]:
+    return [
+        # The warm-started tiny model on easy problems: rewards differ within groups, so RL has a gradient.
+        "model.name_or_path=builtin:tiny-warm",
+        "data.synthetic.train_max_steps=2",
+        "trainer.max_steps=2",
+        "trainer.per_device_train_batch_size=8",
+        "trainer.num_generations=4",
+        "trainer.max_completion_length=48",
+        "trainer.save_steps=1000",
+        "trainer.learning_rate=1e-3",
+        "sft_trainer.learning_rate=1e-3",
+        "data.synthetic.num_train=16",
+        "heldout_eval.enabled=false",
+        "algorithm.sft_buffer_size=2",  # ReLIFT: every group of the random model fails, 2 prompts per step
+        "hydra.sweep.subdir=${algorithm.name}",
+    ]
+
+
+@pytest.fixture(scope="module")
+def warm_model_dir(model_cache) -> Path:
+    from prefix_rft.models.tiny import ensure_tiny_model
+
+    return ensure_tiny_model("tiny-warm", cache_dir=model_cache)
+
+
+@pytest.fixture(scope="module")
+def sweep(warm_model_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sweep")
+    cmd = (
+        cli() + ["-m", "algorithm=" + ",".join(ALGORITHMS), f"hydra.sweep.dir={out}"] + small_run_overrides()
+    )
+    env = dict(os.environ)  # PREFIX_RFT_CACHE points at the session cache (model_cache fixture)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return out
+
+
+def initial_weights(model_dir) -> dict[str, torch.Tensor]:
+    return load_file(str(Path(model_dir) / "model.safetensors"))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_sweep_runs_every_algorithm_into_its_own_folder(sweep, warm_model_dir, algorithm):
+    run = sweep / algorithm
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["algorithm"]["name"] == algorithm
+    assert config["output_dir"] == str(run)
+    assert config["trainer"]["max_steps"] == 2  # resolved, command-line value
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["algorithm"] == algorithm and metrics["global_step"] == 2
+    history = [json.loads(line) for line in (run / "log_history.jsonl").read_text().splitlines()]
+    logged = {k for row in history for k in row}
+    for key in SPECIFIC_METRICS[algorithm]:
+        assert key in logged, f"{algorithm} did not log {key}"
+
+    final = load_file(str(run / "model.safetensors"))
+    start = initial_weights(warm_model_dir)
+    assert any(not torch.equal(final[k], start[k]) for k in start), f"{algorithm} left the weights unchanged"
+
+    if algorithm == "sft_then_rft":
+        stages = metrics["stages"]
+        assert [s["stage"] for s in stages] == ["sft", "rl"]
+        assert (run / "stage1_sft" / "stage_complete.json").is_file()
+        assert (run / "stage1_sft" / "model.safetensors").is_file()
+        sft_logged = {
+            k
+            for line in (run / "stage1_sft" / "log_history.jsonl").read_text().splitlines()
+            for k in json.loads(line)
+        }
+        assert "mean_token_accuracy" in sft_logged
+        assert (run / "stage2_rl" / "model.safetensors").is_file()
+
+
+def test_rerunning_a_finished_sft_stage_skips_it(sweep, warm_model_dir):
+    """sft_then_rft is resumable per stage: with stage 1 complete, only the RL stage runs again."""
+    run = sweep / "sft_then_rft"
+    marker = run / "stage1_sft" / "stage_complete.json"
+    before = marker.read_text()
+    sft_weights = (run / "stage1_sft" / "model.safetensors").stat().st_mtime_ns
+    cmd = cli() + ["algorithm=sft_then_rft", f"hydra.run.dir={run}", "resume_from_checkpoint=latest"]
+    cmd += [o for o in small_run_overrides() if not o.startswith("hydra.sweep")]
+    env = dict(os.environ)  # PREFIX_RFT_CACHE points at the session cache (model_cache fixture)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert marker.read_text() == before
+    assert (run / "stage1_sft" / "model.safetensors").stat().st_mtime_ns == sft_weights
+
+
+def test_config_error_exits_2_and_names_the_key(tmp_path):
+    proc = subprocess.run(
+        cli() + ["algorithm.num_prefixed=99", f"hydra.run.dir={tmp_path}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    assert "algorithm.num_prefixed" in proc.stderr and "num_generations" in proc.stderr
+    assert not (tmp_path / "model.safetensors").exists()
