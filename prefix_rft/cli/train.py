@@ -97,7 +97,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     from prefix_rft.config.validate import validate_train_config
     from prefix_rft.data.sources import drop_long_prompts, heldout_records, load_train_dataset
     from prefix_rft.eval.heldout import heldout_accuracy
-    from prefix_rft.models.load import load_model, load_tokenizer, resolve_model_path
+    from prefix_rft.models.load import load_model, load_tokenizer, resolve_model_path, with_config_overrides
 
     validate_train_config(cfg)  # before anything heavy is loaded
     out_dir = Path(cfg.output_dir)
@@ -106,7 +106,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         save_resolved_config(cfg, out_dir)
     set_seed(cfg.seed)
 
-    model_path = resolve_model_path(cfg.model.name_or_path)
+    # One checkpoint directory for trainer and vLLM, with model.config_overrides written into its config.
+    model_path = with_config_overrides(cfg.model, resolve_model_path(cfg.model.name_or_path))
     tokenizer = load_tokenizer(cfg.model, model_path)
     train_dataset = load_train_dataset(cfg.data)
     train_dataset = drop_long_prompts(
@@ -232,6 +233,9 @@ def main() -> None:
     share_run_time()
 
     def task(cfg: DictConfig) -> None:
+        if int(os.environ.get("RANK", "0")) > 0:
+            # One log: the other processes of a multi-process launch only report problems.
+            logging.getLogger().setLevel(logging.WARNING)
         try:
             run_training(cfg)
         except ConfigError as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 
@@ -25,6 +26,70 @@ def resolve_model_path(name_or_path: str) -> str:
 
         return str(ensure_tiny_model(name_or_path[len(BUILTIN_PREFIX) :]))
     return name_or_path
+
+
+def apply_config_overrides(config, overrides: dict) -> None:
+    """Set ``model.config_overrides`` on a transformers config (e.g. Qwen2.5-Math's 16k window)."""
+    for key, value in overrides.items():
+        if key == "rope_theta" and getattr(config, "rope_parameters", None) is not None:
+            # transformers 5 keeps rope_theta inside rope_parameters.
+            config.rope_parameters["rope_theta"] = value
+        elif hasattr(config, key) or key == "rope_theta":
+            setattr(config, key, value)
+        else:
+            raise ValueError(f"model.config_overrides.{key}: {type(config).__name__} has no such field")
+
+
+def with_config_overrides(model_cfg, path: str, cache_dir: str | os.PathLike | None = None) -> str:
+    """A checkpoint directory whose ``config.json`` carries ``model.config_overrides``, or ``path`` if none.
+
+    vLLM (which TRL starts from the model's ``name_or_path``) reads the checkpoint's own config, so an
+    override applied only in memory would leave trainer and sampler with different context windows and
+    RoPE bases. The patched directory holds symlinks to the original files and a rewritten config.json;
+    it is built once per (checkpoint, overrides) in the prefix_rft cache.
+    """
+    overrides = dict(model_cfg.config_overrides or {})
+    if not overrides:
+        return path
+    import hashlib
+    import json
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from transformers import AutoConfig
+
+    from prefix_rft.models.tiny import _cache_root
+
+    src = Path(path)
+    if not src.is_dir():
+        from huggingface_hub import snapshot_download
+
+        src = Path(snapshot_download(path, revision=model_cfg.revision))
+    key = json.dumps({"src": str(src.resolve()), "overrides": overrides}, sort_keys=True, default=str)
+    target = (
+        _cache_root(cache_dir) / "patched" / f"{src.name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+    )
+    if (target / "config.json").is_file():
+        return str(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{src.name}-", dir=target.parent))
+    try:
+        for item in src.iterdir():
+            if item.name != "config.json":
+                (tmp / item.name).symlink_to(item.resolve())
+        config = AutoConfig.from_pretrained(str(src), trust_remote_code=model_cfg.trust_remote_code)
+        apply_config_overrides(config, overrides)
+        config.save_pretrained(str(tmp))
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first: use its copy
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    logger.info("checkpoint with config overrides %s: %s", overrides, target)
+    return str(target)
 
 
 def load_tokenizer(model_cfg, path: str | None = None):
@@ -59,14 +124,7 @@ def load_model(model_cfg, path: str | None = None, quantization_config=None):
     config = AutoConfig.from_pretrained(
         path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code
     )
-    for key, value in dict(model_cfg.config_overrides or {}).items():
-        if key == "rope_theta" and getattr(config, "rope_parameters", None) is not None:
-            # transformers 5 keeps rope_theta inside rope_parameters.
-            config.rope_parameters["rope_theta"] = value
-        elif hasattr(config, key) or key == "rope_theta":
-            setattr(config, key, value)
-        else:
-            raise ValueError(f"model.config_overrides.{key}: {type(config).__name__} has no such field")
+    apply_config_overrides(config, dict(model_cfg.config_overrides or {}))
     kwargs = {}
     if model_cfg.attn_implementation:
         kwargs["attn_implementation"] = model_cfg.attn_implementation

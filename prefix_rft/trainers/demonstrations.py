@@ -18,27 +18,17 @@ def demonstration_text(row: dict[str, Any], column: str = "demonstration") -> st
     return demo or None
 
 
-def pad_right(sequences: list[list[int]], pad_id: int, device: torch.device | str = "cpu"):
-    """Right-pad token id lists into ``(ids, mask)`` tensors (at least one column, so empty batches work)."""
+def pad_ids(sequences: list[list[int]], pad_id: int, side: str = "right", device: torch.device | str = "cpu"):
+    """Pad token id lists into ``(ids, mask)`` tensors; ``side="left"`` is the layout TRL uses for prompts.
+    At least one column, so an all-empty batch still works."""
     width = max([len(s) for s in sequences] + [1])
     ids = torch.full((len(sequences), width), pad_id, dtype=torch.long, device=device)
     mask = torch.zeros((len(sequences), width), dtype=torch.long, device=device)
     for i, seq in enumerate(sequences):
         if seq:
-            ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long, device=device)
-            mask[i, : len(seq)] = 1
-    return ids, mask
-
-
-def pad_left(sequences: list[list[int]], pad_id: int, device: torch.device | str = "cpu"):
-    """Left-pad token id lists into ``(ids, mask)`` tensors, the layout TRL uses for prompts."""
-    width = max([len(s) for s in sequences] + [1])
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long, device=device)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long, device=device)
-    for i, seq in enumerate(sequences):
-        if seq:
-            ids[i, width - len(seq) :] = torch.tensor(seq, dtype=torch.long, device=device)
-            mask[i, width - len(seq) :] = 1
+            cols = slice(width - len(seq), width) if side == "left" else slice(0, len(seq))
+            ids[i, cols] = torch.tensor(seq, dtype=torch.long, device=device)
+            mask[i, cols] = 1
     return ids, mask
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from prefix_rft.trainers.demonstrations import demonstration_logps, demonstration_text, pad_left, pad_right
+from prefix_rft.trainers.demonstrations import demonstration_logps, demonstration_text, pad_ids
 from prefix_rft.trainers.prefix_rft import PrefixRFTTrainer
 from prefix_rft.trainers.relift_buffer import SFTBuffer, failed_groups
 
@@ -122,16 +122,11 @@ class ReLIFTTrainer(PrefixRFTTrainer):
         model.train()
         for k in range(n_micro):
             rows = shard[k * self.sft_micro_batch_size : (k + 1) * self.sft_micro_batch_size]
-            prompt_ids, prompt_mask = pad_left(
-                [e["prompt_ids"] if e else [self.processing_class.pad_token_id] for e in rows],
-                self.processing_class.pad_token_id,
-                device,
+            pad = self.processing_class.pad_token_id
+            prompt_ids, prompt_mask = pad_ids(
+                [e["prompt_ids"] if e else [pad] for e in rows], pad, side="left", device=device
             )
-            demo_ids, demo_mask = pad_right(
-                [e["demo_ids"] if e else [self.processing_class.pad_token_id] for e in rows],
-                self.processing_class.pad_token_id,
-                device,
-            )
+            demo_ids, demo_mask = pad_ids([e["demo_ids"] if e else [pad] for e in rows], pad, device=device)
             empty = torch.tensor([e is None for e in rows], device=device)
             demo_mask = demo_mask.masked_fill(empty.unsqueeze(1), 0)
             logps = demonstration_logps(self, model, prompt_ids, prompt_mask, demo_ids, demo_mask)

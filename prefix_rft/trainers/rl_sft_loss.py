@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from prefix_rft.losses import sft_nll
-from prefix_rft.trainers.demonstrations import demonstration_logps, demonstration_text, pad_right
+from prefix_rft.trainers.demonstrations import demonstration_logps, demonstration_text, pad_ids
 from prefix_rft.trainers.prefix_rft import PrefixRFTTrainer
 
 
@@ -46,8 +46,8 @@ class RLWithSFTLossTrainer(PrefixRFTTrainer):
     def _generate_and_score_completions(self, inputs):
         output = super()._generate_and_score_completions(inputs)
         device = output["completion_ids"].device
-        output["demo_ids"], output["demo_mask"] = pad_right(
-            self._demonstration_targets(inputs), self.processing_class.pad_token_id, device
+        output["demo_ids"], output["demo_mask"] = pad_ids(
+            self._demonstration_targets(inputs), self.processing_class.pad_token_id, device=device
         )
         return output
 
