@@ -57,3 +57,28 @@ def test_two_processes_use_the_same_entropy_threshold(tiny_model_dir, model_cach
         union = torch.tensor(c0["entropies"] + c1["entropies"])
         expected = top_fraction_threshold(union, c0["keep_fraction"], largest=c0["largest"])
         assert c0["threshold"] == float(expected)
+
+
+def test_cli_under_two_processes_writes_one_run_folder(tiny_model_dir, model_cache, tmp_path):
+    """`prefix-rft-train` launched on two processes: one timestamped run folder, one config, both ranks train."""
+    env = dict(os.environ, PREFIX_RFT_CACHE=str(model_cache), OMP_NUM_THREADS="1")
+    env.pop("PREFIX_RFT_RUN_TIME", None)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        "-m", "prefix_rft.cli.train",
+        "model.name_or_path=builtin:tiny", "trainer.max_steps=1", "trainer.per_device_train_batch_size=4",
+        "trainer.num_generations=4", "trainer.max_completion_length=16", "data.synthetic.num_train=8",
+        "heldout_eval.enabled=false", "trainer.save_steps=1000",
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    runs = list((tmp_path / "outputs" / "prefix_rft" / "tiny-synthetic").iterdir())
+    assert len(runs) == 1, runs  # not one folder per process
+    run = runs[0]
+    assert (run / "config.yaml").is_file() and (run / "metrics.json").is_file()
+    assert json.loads((run / "metrics.json").read_text())["global_step"] == 1
+    assert result.stdout.count("run folder:") == 1  # only process 0 reports
+    assert result.stdout.count("'train_runtime'") == 1  # and logs
+    # The processes trained together: one step consumed 2 of the 8 prompts (1 group of 4 rows per process).
+    first = json.loads((run / "log_history.jsonl").read_text().splitlines()[0])
+    assert first["epoch"] == 0.25

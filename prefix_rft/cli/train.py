@@ -215,7 +215,11 @@ def share_run_time() -> None:
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
 
-    PartialState()  # initialises the process group
+    import torch
+
+    # Initialises the process group. Without a GPU, accelerate only forms a multi-process (gloo) group when
+    # asked for CPU; otherwise every process would silently train alone.
+    PartialState(cpu=not torch.cuda.is_available())
     stamp = [datetime.now().strftime("%Y-%m-%d_%H-%M-%S")]
     broadcast_object_list(stamp, from_process=0)
     os.environ["PREFIX_RFT_RUN_TIME"] = stamp[0]

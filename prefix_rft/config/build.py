@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 from typing import Any
 
 from omegaconf import DictConfig
@@ -29,6 +30,13 @@ def trl_kwargs(cfg: DictConfig, target_cls: type) -> dict[str, Any]:
     kwargs = {k: v for k, v in values.items() if k in accepted}
     kwargs["output_dir"] = str(cfg.output_dir)
     kwargs["seed"] = cfg.seed
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "use_cpu" not in kwargs:
+        import torch
+
+        # Several processes without a GPU: accelerate forms a gloo group only in CPU mode; otherwise each
+        # process would train alone on its own data.
+        if not torch.cuda.is_available():
+            kwargs["use_cpu"] = True
     return kwargs
 
 
