@@ -144,3 +144,23 @@ def test_qlora_trains_adapters_on_a_4bit_base(tiny_model_dir, tmp_path, digits_r
     after = snapshot(trainer.model)
     assert any("lora_B" in n and not torch.equal(before[n], after[n]) for n in before)
     assert all(torch.equal(before[n], after[n]) for n in before if "lora_" not in n)
+
+
+def test_merged_lora_model_is_a_plain_checkpoint_with_the_same_outputs(
+    tiny_model_dir, tmp_path, digits_reward
+):
+    from transformers import AutoModelForCausalLM
+
+    from prefix_rft.models.load import save_merged_model
+
+    trainer, tokenizer = build(lora_cfg(tiny_model_dir, tmp_path / "run", "rft", "peft.merge_on_save=true"))
+    trainer.train()
+    merged_dir = tmp_path / "merged"
+    save_merged_model(trainer.model, tokenizer, merged_dir)
+    assert (merged_dir / "model.safetensors").is_file() and not (merged_dir / "adapter_config.json").exists()
+    input_ids = torch.tensor([tokenizer("3+4=7. \\boxed{7}")["input_ids"]])
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir)
+    torch.testing.assert_close(
+        logits_of(merged, input_ids), logits_of(trainer.model, input_ids), rtol=1e-5, atol=1e-5
+    )
+    assert any("lora_" in n for n, _ in trainer.model.named_parameters())  # the trainer's model is untouched

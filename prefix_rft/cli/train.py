@@ -179,6 +179,10 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         kind = "sft" if algo.trainer == "sft" else "rl"
         trainer, train_output = _run_stage(cfg, kind, model, tokenizer, train_dataset, out_dir, main_process)
     after = evaluate(trainer.model)
+    if cfg.peft.enabled and cfg.peft.merge_on_save and main_process:
+        from prefix_rft.models.load import save_merged_model
+
+        print(f"merged model: {save_merged_model(trainer.model, tokenizer, out_dir / 'merged')}")
 
     summary = {
         "algorithm": algo.name,
@@ -212,10 +216,9 @@ def share_run_time() -> None:
         return
     from datetime import datetime
 
+    import torch
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
-
-    import torch
 
     # Initialises the process group. Without a GPU, accelerate only forms a multi-process (gloo) group when
     # asked for CPU; otherwise every process would silently train alone.

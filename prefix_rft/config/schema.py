@@ -189,6 +189,9 @@ class PeftConfig:
     lora_dropout: float = 0.05
     # Modules to adapt: "all-linear" or a list of module names.
     target_modules: Any = "all-linear"
+    # After training, also save the base model with the adapter folded in to <output_dir>/merged
+    # (a plain checkpoint for vLLM or any transformers user; the adapter itself is saved in any case).
+    merge_on_save: bool = False
     # Load the base model in 4 bit (QLoRA, needs bitsandbytes and a GPU).
     load_in_4bit: bool = False
     # QLoRA 4-bit weight format: nf4 or fp4.

@@ -138,3 +138,13 @@ def load_model(model_cfg, path: str | None = None, quantization_config=None):
         trust_remote_code=model_cfg.trust_remote_code,
         **kwargs,
     )
+
+
+def save_merged_model(model, tokenizer, out_dir) -> str:
+    """Fold a PEFT adapter into a copy of its base model and save it (with the tokenizer) as a plain checkpoint."""
+    import copy
+
+    merged = copy.deepcopy(model).merge_and_unload()  # a copy: the trainer's model keeps its adapter
+    merged.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    return str(out_dir)
