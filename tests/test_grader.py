@@ -85,3 +85,42 @@ def test_reward_functions_string_and_conversational():
     assert get_reward_funcs(["accuracy", "format"]) == [accuracy, format]
     with pytest.raises(ValueError, match="speed"):
         get_reward_funcs(["speed"])
+
+
+def test_workers_exit_when_the_training_process_is_killed(tmp_path):
+    """A SIGKILLed trainer must not leave math-verify workers behind."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import os, sys, time\n"
+        "from prefix_rft.rewards.grader import Grader\n"
+        "g = Grader(num_workers=2, timeout=30)\n"
+        "assert g.grade_many(['\\\\boxed{\\\\frac{1}{2}}', '\\\\boxed{2}'], ['0.5', '3']) == [1.0, 0.0]\n"
+        "print(' '.join(str(p) for p in g._get_pool()._processes), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pids = [int(p) for p in proc.stdout.readline().split()]
+    assert len(pids) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        try:  # a zombie (exited, not yet reaped by init) counts as gone
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().split()[2] != "Z"
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 15
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in pids)

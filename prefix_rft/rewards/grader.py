@@ -13,6 +13,7 @@ import concurrent.futures as cf
 import logging
 import math
 import multiprocessing as mp
+import os
 import re
 import threading
 
@@ -104,7 +105,18 @@ def is_equivalent(pred: str, gold: str, timeout: int = 5) -> bool:
     return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
 
 
-def _worker_init() -> None:
+def _exit_with_parent(parent_pid: int, interval: float = 1.0) -> None:
+    """Poll for the parent: a worker whose trainer was killed (SIGTERM/SIGKILL) must not outlive it."""
+    import time
+
+    while os.getppid() == parent_pid:
+        time.sleep(interval)
+    os._exit(0)
+
+
+def _worker_init(parent_pid: int | None = None) -> None:
+    if parent_pid is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     import math_verify  # noqa: F401 - pay the sympy import once per worker, not inside an item's budget
 
 
@@ -142,7 +154,10 @@ class Grader:
         if self._pool is None:
             # spawn: forking a process that holds torch threads (the trainer) is not safe.
             pool = cf.ProcessPoolExecutor(
-                self.num_workers, mp_context=mp.get_context("spawn"), initializer=_worker_init
+                self.num_workers,
+                mp_context=mp.get_context("spawn"),
+                initializer=_worker_init,
+                initargs=(os.getpid(),),
             )
             # Start every worker now so that process start-up never eats into an item's time budget.
             for fut in [pool.submit(_worker_ready) for _ in range(self.num_workers)]:
