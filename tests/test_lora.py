@@ -155,12 +155,27 @@ def test_merged_lora_model_is_a_plain_checkpoint_with_the_same_outputs(
 
     trainer, tokenizer = build(lora_cfg(tiny_model_dir, tmp_path / "run", "rft", "peft.merge_on_save=true"))
     trainer.train()
+    input_ids = torch.tensor([tokenizer("3+4=7. \\boxed{7}")["input_ids"]])
+    trained = logits_of(trainer.model, input_ids)
     merged_dir = tmp_path / "merged"
     save_merged_model(trainer.model, tokenizer, merged_dir)
     assert (merged_dir / "model.safetensors").is_file() and not (merged_dir / "adapter_config.json").exists()
-    input_ids = torch.tensor([tokenizer("3+4=7. \\boxed{7}")["input_ids"]])
     merged = AutoModelForCausalLM.from_pretrained(merged_dir)
-    torch.testing.assert_close(
-        logits_of(merged, input_ids), logits_of(trainer.model, input_ids), rtol=1e-5, atol=1e-5
-    )
-    assert any("lora_" in n for n, _ in trainer.model.named_parameters())  # the trainer's model is untouched
+    assert not any("lora_" in n for n, _ in merged.named_parameters())
+    torch.testing.assert_close(logits_of(merged, input_ids), trained, rtol=1e-5, atol=1e-5)
+
+
+def test_sft_then_rft_with_lora_hands_a_merged_sft_model_to_rl(tiny_model_dir, tmp_path, digits_reward):
+    """The staged baseline with peft=lora: SFT adapter merged into stage1_sft/merged, RL adds a fresh adapter."""
+    import json
+
+    from prefix_rft.cli.train import run_training
+
+    cfg = lora_cfg(tiny_model_dir, tmp_path / "run", "sft_then_rft", "heldout_eval.enabled=false")
+    summary = run_training(cfg)
+    run = tmp_path / "run"
+    done = json.loads((run / "stage1_sft" / "stage_complete.json").read_text())
+    assert done["model_dir"] == str(run / "stage1_sft" / "merged")
+    assert (run / "stage1_sft" / "merged" / "model.safetensors").is_file()
+    assert (run / "stage2_rl" / "adapter_config.json").is_file()
+    assert [s["stage"] for s in summary["stages"]] == ["sft", "rl"] and summary["global_step"] == 2

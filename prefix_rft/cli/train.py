@@ -97,7 +97,13 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     from prefix_rft.config.validate import validate_train_config
     from prefix_rft.data.sources import drop_long_prompts, heldout_records, load_train_dataset
     from prefix_rft.eval.heldout import heldout_accuracy
-    from prefix_rft.models.load import load_model, load_tokenizer, resolve_model_path, with_config_overrides
+    from prefix_rft.models.load import (
+        load_model,
+        load_tokenizer,
+        resolve_model_path,
+        save_merged_model,
+        with_config_overrides,
+    )
 
     validate_train_config(cfg)  # before anything heavy is loaded
     out_dir = Path(cfg.output_dir)
@@ -151,7 +157,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
                 # RL starts from the SFT model: fold the adapter in (RL then adds a fresh adapter).
                 model_dir = sft_dir / "merged"
                 if main_process:
-                    sft_trainer.model.merge_and_unload().save_pretrained(str(model_dir))
+                    save_merged_model(sft_trainer.model, tokenizer, model_dir)
             if main_process:
                 done = {
                     "global_step": sft_trainer.state.global_step,
@@ -180,8 +186,6 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         trainer, train_output = _run_stage(cfg, kind, model, tokenizer, train_dataset, out_dir, main_process)
     after = evaluate(trainer.model)
     if cfg.peft.enabled and cfg.peft.merge_on_save and main_process:
-        from prefix_rft.models.load import save_merged_model
-
         print(f"merged model: {save_merged_model(trainer.model, tokenizer, out_dir / 'merged')}")
 
     summary = {
@@ -197,7 +201,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         summary["stages"] = stages
     if main_process:
         (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-        if not (out_dir / "log_history.jsonl").is_file() or stages:
+        if stages:  # a single stage wrote its log in out_dir already; staged runs get the RL stage's on top
             _write_log_history(trainer, out_dir / "log_history.jsonl")
         if before or after:
             print(

@@ -141,10 +141,12 @@ def load_model(model_cfg, path: str | None = None, quantization_config=None):
 
 
 def save_merged_model(model, tokenizer, out_dir) -> str:
-    """Fold a PEFT adapter into a copy of its base model and save it (with the tokenizer) as a plain checkpoint."""
-    import copy
+    """Fold a PEFT adapter into its base model and save it (with the tokenizer) as a plain checkpoint.
 
-    merged = copy.deepcopy(model).merge_and_unload()  # a copy: the trainer's model keeps its adapter
+    The merge happens in place (no second copy of a multi-billion-parameter model): call it when the
+    adapter is no longer needed, as the last step of a run.
+    """
+    merged = model.merge_and_unload()
     merged.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     return str(out_dir)
