@@ -44,6 +44,7 @@ from benchmarks._common import (
     median,
     output_dir,
     pyplot,
+    save_figure,
     write_json,
 )
 
@@ -207,10 +208,7 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     ax2.set_xlabel("seconds")
     ax2.set_title("worst-case latency")
     ax2.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -54,7 +54,15 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python benchmarks/small_scale_comparison.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import format_table, machine_info, mean_std, output_dir, pyplot, write_json
+from benchmarks._common import (
+    format_table,
+    machine_info,
+    mean_std,
+    output_dir,
+    pyplot,
+    save_figure,
+    write_json,
+)
 
 NAME = "small_scale_comparison"
 ALGORITHMS = ("sft", "rft", "sft_then_rft", "luffy", "relift", "prefix_rft", "rl_sft_loss")
@@ -378,10 +386,7 @@ def plot(result: dict[str, Any], path: Path) -> Path:
             ax.set_xlabel("training step")
             ax.set_ylabel(f"avg@{result['options']['eval_samples']} accuracy")
             ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -31,7 +31,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as `python benchmarks/step_overhead.py`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import format_table, machine_info, median, output_dir, pyplot, write_json
+from benchmarks._common import format_table, machine_info, median, output_dir, pyplot, save_figure, write_json
 
 NAME = "step_overhead"
 TRAINERS = ("prefix_rft", "grpo")
@@ -359,10 +359,7 @@ def plot(result: dict[str, Any], path: Path) -> Path:
     ax2.set_ylabel("seconds")
     ax2.set_title("step time, alternating A B A B")
     ax2.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

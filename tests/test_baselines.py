@@ -98,15 +98,20 @@ LUFFY = PrefixRFTArgs(
 )
 
 
-def test_luffy_rollout_is_the_whole_demonstration_and_its_loss_is_shaped(tiny_model_dir, dataset, tmp_path):
-    trainer = make_trainer(
+def make_luffy(tiny_model_dir, dataset, out):
+    """PrefixRFTTrainer configured as LUFFY: ratio 1, all prefix tokens, shaped off-policy loss."""
+    return make_trainer(
         tiny_model_dir,
         dataset,
-        tmp_path,
+        out,
         prefix_args=LUFFY,
         scheduler=build_scheduler("constant", value=1.0),
         max_completion_length=96,  # the synthetic demonstrations fit
     )
+
+
+def test_luffy_rollout_is_the_whole_demonstration_and_its_loss_is_shaped(tiny_model_dir, dataset, tmp_path):
+    trainer = make_luffy(tiny_model_dir, dataset, tmp_path)
     rec = Recorder(trainer)
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.train()
@@ -137,14 +142,7 @@ def test_luffy_rollout_is_the_whole_demonstration_and_its_loss_is_shaped(tiny_mo
 
 def test_luffy_loss_on_a_real_batch_matches_the_formula(tiny_model_dir, dataset, tmp_path):
     """Off-policy rows: -f(p) A summed / (B * max_len); on-policy rows: the PPO surrogate (ratio 1 here)."""
-    trainer = make_trainer(
-        tiny_model_dir,
-        dataset,
-        tmp_path,
-        prefix_args=LUFFY,
-        scheduler=build_scheduler("constant", value=1.0),
-        max_completion_length=96,
-    )
+    trainer = make_luffy(tiny_model_dir, dataset, tmp_path)
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1
     batch = trainer._generate_and_score_completions([dict(dataset[i // G]) for i in range(8)])

@@ -135,3 +135,17 @@ def test_real_math_solutions_tokenize_and_cut_at_token_boundaries(shared_data, q
             # the prefix is a token-boundary cut: re-encoding prefix text + rest text is not needed
             assert ids[: len(prefix)] == prefix
             assert row["solution"].startswith(qwen_tokenizer.decode(prefix).rstrip("\ufffd"))
+
+
+def test_measured_pass_rates_are_per_problem_fractions(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prefix_rft.data.subsets import measure_pass_rates, problem_key
+
+    ds = load_train_dataset(compose_config(["data.synthetic.num_train=3"]).data)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    rows = measure_pass_rates(model, tokenizer, ds, samples=4, max_new_tokens=8)
+    assert [r["problem"] for r in rows] == [problem_key(p) for p in ds["prompt"]]
+    # a random model with 8 new tokens never writes a boxed answer: every rate is exactly 0 of 4
+    assert [r["pass_rate"] for r in rows] == [0.0, 0.0, 0.0]

@@ -27,6 +27,19 @@ class DataError(ValueError):
     """The data does not match the data config; the message names the column, row or file."""
 
 
+def read_local_table(path: str, key: str) -> Dataset:
+    """A local parquet/JSONL/JSON/CSV file as a Dataset; errors name the config ``key`` and the file."""
+    from datasets import load_dataset
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"{key}={p} does not exist or is not a file")
+    fmt = LOCAL_FORMATS.get(p.suffix)
+    if fmt is None:
+        raise DataError(f"{key}={p}: unsupported file type; expected one of {sorted(LOCAL_FORMATS)}")
+    return load_dataset(fmt, data_files=str(p), split="train")
+
+
 def _read_raw(data_cfg) -> Dataset:
     """Read the configured source into a Dataset with its original columns."""
     if data_cfg.source == "synthetic":
@@ -42,15 +55,7 @@ def _read_raw(data_cfg) -> Dataset:
     if not data_cfg.path:
         raise DataError(f"data.path must be set for data.source={data_cfg.source}")
     if data_cfg.source == "local":
-        path = Path(data_cfg.path)
-        if not path.is_file():
-            raise DataError(f"data.path={path} does not exist or is not a file")
-        fmt = LOCAL_FORMATS.get(path.suffix)
-        if fmt is None:
-            raise DataError(
-                f"data.path={path}: unsupported file type; expected one of {sorted(LOCAL_FORMATS)}"
-            )
-        return load_dataset(fmt, data_files=str(path), split="train")
+        return read_local_table(data_cfg.path, "data.path")
     try:
         return load_dataset(data_cfg.path, split=data_cfg.split)
     except Exception as err:  # the hub is unreachable offline: say what to do instead
@@ -120,19 +125,9 @@ def normalise_rows(raw: Dataset, data_cfg) -> Dataset:
     return Dataset.from_list(rows)
 
 
-def _read_local_table(path: str, what: str) -> Dataset:
-    from datasets import load_dataset
-
-    p = Path(path)
-    fmt = LOCAL_FORMATS.get(p.suffix)
-    if not p.is_file() or fmt is None:
-        raise DataError(f"{what}={path}: expected an existing {'/'.join(sorted(LOCAL_FORMATS))} file")
-    return load_dataset(fmt, data_files=str(p), split="train")
-
-
 def swap_demonstrations(ds: Dataset, path: str) -> Dataset:
     """Replace each row's demonstration with the one ``path`` gives for its problem (None if it has none)."""
-    table = _read_local_table(path, "data.demonstrations_file")
+    table = read_local_table(path, "data.demonstrations_file")
     for column in ("problem", "demonstration"):
         if column not in table.column_names:
             raise DataError(

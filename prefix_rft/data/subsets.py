@@ -77,44 +77,16 @@ def measure_pass_rates(
     seed: int = 0,
 ) -> list[dict]:
     """Pass rate (correct samples / ``samples``) of ``model`` on each row of ``ds`` (prompt, answer)."""
-    import torch
+    from prefix_rft.eval.heldout import sample_scores
 
-    from prefix_rft.rewards.grader import get_default_grader
-
-    grader = get_default_grader()
-    torch.manual_seed(seed)
-    model.eval()
-    side, tokenizer.padding_side = tokenizer.padding_side, "left"
-    out = []
-    try:
-        for start in range(0, len(ds), batch_size):
-            batch = ds.select(range(start, min(start + batch_size, len(ds))))
-            texts = [
-                tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=False)
-                for p in batch["prompt"]
-            ]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
-                model.device
-            )
-            with torch.no_grad():
-                gen = model.generate(
-                    **enc,
-                    do_sample=True,
-                    temperature=temperature,
-                    top_p=1.0,
-                    max_new_tokens=max_new_tokens,
-                    num_return_sequences=samples,
-                    pad_token_id=tokenizer.pad_token_id,
-                )
-            texts = tokenizer.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-            golds = [a for a in batch["answer"] for _ in range(samples)]
-            scores = grader.grade_many(texts, golds)
-            for j, prompt in enumerate(batch["prompt"]):
-                rate = sum(scores[j * samples : (j + 1) * samples]) / samples
-                out.append({"problem": problem_key(prompt), "pass_rate": rate})
-    finally:
-        tokenizer.padding_side = side
-    return out
+    records = [{"prompt": p, "answer": a} for p, a in zip(ds["prompt"], ds["answer"])]
+    scores = sample_scores(
+        model, tokenizer, records, samples=samples, temperature=temperature,
+        max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
+    )  # fmt: skip
+    return [
+        {"problem": problem_key(r["prompt"]), "pass_rate": sum(s) / samples} for r, s in zip(records, scores)
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:

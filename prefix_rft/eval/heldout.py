@@ -6,7 +6,7 @@ import torch
 
 
 @torch.no_grad()
-def heldout_accuracy(
+def sample_scores(
     model,
     tokenizer,
     records: list[dict],
@@ -16,12 +16,10 @@ def heldout_accuracy(
     max_new_tokens: int = 96,
     batch_size: int = 32,
     seed: int = 0,
-) -> dict[str, float]:
-    """avg@k accuracy of ``model`` on ``records`` ({prompt, answer[, num_steps]}), overall and by steps."""
+) -> list[list[float]]:
+    """Grades (1/0) of ``samples`` sampled completions per record ({prompt, answer}), in record order."""
     from prefix_rft.rewards.grader import get_default_grader
 
-    if not records:
-        return {}
     grader = get_default_grader()
     was_training = model.training
     model.eval()
@@ -54,11 +52,25 @@ def heldout_accuracy(
     finally:
         tokenizer.padding_side = old_side
         model.train(was_training)
-    result = {"accuracy": sum(scores) / len(scores)}
+    return [scores[i * samples : (i + 1) * samples] for i in range(len(records))]
+
+
+def heldout_accuracy(
+    model, tokenizer, records: list[dict], *, samples: int = 4, **kwargs
+) -> dict[str, float]:
+    """avg@k accuracy of ``model`` on ``records`` ({prompt, answer[, num_steps]}), overall and by steps.
+
+    ``kwargs``: temperature, max_new_tokens, batch_size, seed (see :func:`sample_scores`).
+    """
+    if not records:
+        return {}
+    per_record = sample_scores(model, tokenizer, records, samples=samples, **kwargs)
+    flat = [x for row in per_record for x in row]
+    result = {"accuracy": sum(flat) / len(flat)}
     by_steps: dict[int, list[float]] = {}
-    for i, r in enumerate(records):
+    for r, row in zip(records, per_record):
         if "num_steps" in r:
-            by_steps.setdefault(r["num_steps"], []).extend(scores[i * samples : (i + 1) * samples])
+            by_steps.setdefault(r["num_steps"], []).extend(row)
     for steps, vals in sorted(by_steps.items()):
         result[f"accuracy/steps_{steps}"] = sum(vals) / len(vals)
     return result

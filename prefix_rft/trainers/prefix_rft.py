@@ -108,6 +108,10 @@ class PrefixRFTTrainer(GRPOTrainer):
                 self._demo_token_cache[demo] = ids
         return ids
 
+    def _demo_target_ids(self, demo: str) -> list[int]:
+        """A demonstration as a supervised target: its ids cut to the completion budget, then end-of-turn."""
+        return list(self._demo_ids(demo))[: self.max_completion_length - 1] + [self.eos_token_ids[0]]
+
     def _draw_stream(self) -> int:
         """Random stream of this process and rollout round: one optimizer step can hold several generation
         rounds (gradient_accumulation_steps > steps_per_generation), each needing fresh ratio draws. The round

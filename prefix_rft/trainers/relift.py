@@ -65,7 +65,6 @@ class ReLIFTTrainer(PrefixRFTTrainer):
         rewards = self._global_rewards().tolist()
         failed = set(failed_groups(rewards, self.num_generations))
         offset = self.accelerator.process_index * len(inputs)
-        eos = self.eos_token_ids[0]
         local = []
         for i, row in enumerate(inputs):
             g, slot = divmod(offset + i, self.num_generations)
@@ -73,7 +72,7 @@ class ReLIFTTrainer(PrefixRFTTrainer):
             if slot != 0 or g not in failed or demo is None:
                 continue
             prompt = output["prompt_ids"][i][output["prompt_mask"][i].bool()].tolist()
-            demo_ids = list(self._demo_ids(demo))[: self.max_completion_length - 1] + [eos]
+            demo_ids = self._demo_target_ids(demo)
             local.append({"prompt_ids": prompt, "demo_ids": demo_ids})
         from accelerate.utils import gather_object
 

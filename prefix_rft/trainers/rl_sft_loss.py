@@ -33,14 +33,13 @@ class RLWithSFTLossTrainer(PrefixRFTTrainer):
         """Demonstration ids (cut to the completion budget, closed with end-of-turn) for the first slot of
         every group; empty for other rows and rows without a demonstration."""
         offset = self.accelerator.process_index * len(inputs)
-        eos = self.eos_token_ids[0]
         targets: list[list[int]] = []
         for i, row in enumerate(inputs):
             demo = demonstration_text(row, self.prefix_args.demonstration_column)
             if (offset + i) % self.num_generations != 0 or demo is None:
                 targets.append([])
                 continue
-            targets.append(list(self._demo_ids(demo))[: self.max_completion_length - 1] + [eos])
+            targets.append(self._demo_target_ids(demo))
         return targets
 
     def _generate_and_score_completions(self, inputs):
