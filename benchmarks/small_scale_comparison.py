@@ -7,7 +7,7 @@ python -m benchmarks.small_scale_comparison --seeds 0,1,2,3,4 --steps 40 --algor
 
 Every run starts from the built-in warm-started tiny model (``builtin:tiny-warm``: SFT on 1-2 step problems,
 so it solves those but rarely 3-4 step ones) and trains on hard problems only
-(``data.synthetic.train_min_steps=3 train_max_steps=4``) through ``prefix_rft.cli.train.run_training`` on a
+(``data.synthetic.train_min_steps=3 train_max_steps=4``) through ``prefix_rft.pipeline.run_training`` on a
 config from ``compose_config`` - exactly what ``prefix-rft-train`` runs - with the tiny model's CPU settings
 (``conf/model/tiny.yaml``: 2 prompts x 8 rollouts per step, 64 completion tokens, lr 2e-5, SFT lr 1e-4).
 Deviations from those settings, all applied to every algorithm alike:
@@ -107,8 +107,8 @@ def run_overrides(
 
 def train_run(overrides: list[str], run_dir: Path, log_path: Path) -> dict[str, Any]:
     """Train one run in this process (stdout/stderr to ``log_path``); returns its metrics.json summary."""
-    from prefix_rft.cli.train import run_training
     from prefix_rft.config.compose import compose_config
+    from prefix_rft.pipeline import run_training
 
     if run_dir.exists():  # an unfinished run: start it again from scratch (checkpoints hold no optimizer)
         shutil.rmtree(run_dir)

@@ -92,7 +92,7 @@ def _build_trainer(kind: str, opts: dict[str, Any], scratch: str):
 
     from prefix_rft.models.tiny import ensure_tiny_model
     from prefix_rft.prefix.schedulers import build_scheduler
-    from prefix_rft.trainers.prefix_rft import PrefixRFTArgs, PrefixRFTTrainer
+    from prefix_rft.trainers.prefix_rft import PrefixRFTConfig, PrefixRFTTrainer
 
     model_dir = ensure_tiny_model(opts["model"])
     use_cuda = opts["device"] == "cuda"
@@ -129,7 +129,7 @@ def _build_trainer(kind: str, opts: dict[str, Any], scratch: str):
         return GRPOTrainer(**common)
     return PrefixRFTTrainer(
         **common,
-        prefix_args=PrefixRFTArgs(num_prefixed=1, prefix_update="entropy_top", keep_fraction=0.2),
+        algorithm=PrefixRFTConfig(num_prefixed=1, prefix_update="entropy_top", keep_fraction=0.2),
         # The paper's schedule, shortened so the ratio range moves within the benchmark's steps.
         prefix_scheduler=build_scheduler(
             "cosine", high=0.95, low_start=0.95, low_end=0.05, decay_steps=opts["warmup"] + opts["steps"]

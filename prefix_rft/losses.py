@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 PREFIX_UPDATE_MODES = ("entropy_top", "entropy_bottom", "random", "all", "none")
+ADVANTAGE_BASELINES = ("group", "on_policy")
 
 
 def group_advantages(
@@ -25,8 +26,10 @@ def group_advantages(
     rows only (hybrid rows keep the whole-group mean; a group without on-policy rows uses the group
     mean). NaN rewards (unscorable rollouts) are left out of the means and get advantage 0.
     """
-    if baseline not in ("group", "on_policy"):
-        raise ValueError(f"advantage baseline {baseline!r} is not valid; expected 'group' or 'on_policy'")
+    if baseline not in ADVANTAGE_BASELINES:
+        raise ValueError(
+            f"advantage baseline {baseline!r} is not valid; expected one of {list(ADVANTAGE_BASELINES)}"
+        )
     grouped = rewards.float().view(-1, num_generations)
     group_mean = torch.nanmean(grouped, dim=1, keepdim=True).expand_as(grouped)
     centre = group_mean

@@ -13,7 +13,7 @@ from test_prefix_rft_trainer import G, Recorder, digit_reward, make_args, make_t
 
 from prefix_rft.losses import prefix_rft_policy_loss, sft_nll
 from prefix_rft.prefix.schedulers import build_scheduler
-from prefix_rft.trainers.prefix_rft import PrefixRFTArgs
+from prefix_rft.trainers.prefix_rft import LUFFYConfig
 from prefix_rft.trainers.relift_buffer import SFTBuffer, failed_groups
 from prefix_rft.trainers.sft import demonstrations_dataset
 
@@ -93,9 +93,7 @@ def dataset() -> Dataset:
     )
 
 
-LUFFY = PrefixRFTArgs(
-    num_prefixed=1, allow_full_prefix=True, prefix_update="all", off_policy_loss="shaped", shaping_gamma=0.1
-)
+LUFFY = LUFFYConfig()
 
 
 def make_luffy(tiny_model_dir, dataset, out):
@@ -104,7 +102,7 @@ def make_luffy(tiny_model_dir, dataset, out):
         tiny_model_dir,
         dataset,
         out,
-        prefix_args=LUFFY,
+        algorithm=LUFFY,
         scheduler=build_scheduler("constant", value=1.0),
         max_completion_length=96,  # the synthetic demonstrations fit
     )
@@ -167,7 +165,7 @@ def test_luffy_loss_on_a_real_batch_matches_the_formula(tiny_model_dir, dataset,
 def test_rl_sft_loss_adds_exactly_the_weighted_demonstration_nll(tiny_model_dir, dataset, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from prefix_rft.trainers.rl_sft_loss import RLWithSFTLossTrainer
+    from prefix_rft.trainers.rl_sft_loss import RLWithSFTLossConfig, RLWithSFTLossTrainer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
@@ -177,9 +175,8 @@ def test_rl_sft_loss_adds_exactly_the_weighted_demonstration_nll(tiny_model_dir,
         args=make_args(tmp_path, max_completion_length=96),
         train_dataset=dataset,
         processing_class=tok,
-        prefix_args=PrefixRFTArgs(num_prefixed=0),
+        algorithm=RLWithSFTLossConfig(sft_coef=0.5),
         prefix_scheduler=build_scheduler("constant", value=0.5),
-        sft_coef=0.5,
     )
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1
@@ -193,7 +190,7 @@ def test_rl_sft_loss_adds_exactly_the_weighted_demonstration_nll(tiny_model_dir,
     assert batch["demo_ids"][0, : len(demo0) + 1].tolist() == demo0 + [eos]
 
     with_sft = trainer._compute_loss(trainer.model, batch)
-    trainer.sft_coef = 0.0
+    trainer.algorithm.sft_coef = 0.0
     without = trainer._compute_loss(trainer.model, batch)
     # the NLL computed independently: plain forward pass over prompt + demonstration
     nlls, counts = 0.0, 0
@@ -217,7 +214,7 @@ def zero_reward(completions, **kwargs) -> list[float]:
 def make_relift(tiny_model_dir, dataset, out, **arg_overrides):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from prefix_rft.trainers.relift import ReLIFTTrainer
+    from prefix_rft.trainers.relift import ReLIFTConfig, ReLIFTTrainer
 
     return ReLIFTTrainer(
         model=AutoModelForCausalLM.from_pretrained(tiny_model_dir),
@@ -225,11 +222,8 @@ def make_relift(tiny_model_dir, dataset, out, **arg_overrides):
         args=make_args(out, **arg_overrides),
         train_dataset=dataset,
         processing_class=AutoTokenizer.from_pretrained(tiny_model_dir),
-        prefix_args=PrefixRFTArgs(num_prefixed=0),
+        algorithm=ReLIFTConfig(sft_buffer_size=3, sft_learning_rate=1e-3, sft_micro_batch_size=2),
         prefix_scheduler=build_scheduler("constant", value=0.5),
-        sft_buffer_size=3,
-        sft_learning_rate=1e-3,
-        sft_micro_batch_size=2,
     )
 
 

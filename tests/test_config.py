@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from omegaconf import OmegaConf
+from trl import GRPOTrainer
 
+from prefix_rft.algorithms import get_algorithm
 from prefix_rft.config.build import build_grpo_config, build_peft_config
 from prefix_rft.config.compose import compose_config
 from prefix_rft.config.trainer_args import TrainerArgs, set_trainer_args, trl_field_help
@@ -38,7 +42,8 @@ def test_paper_hyperparameters_survive_on_real_models():
 
 def test_command_line_overrides_and_groups():
     cfg = cfg_with("algorithm=rft", "trainer.learning_rate=3e-6", "scheduler=uniform", "peft=lora")
-    assert cfg.algorithm.trainer == "grpo" and cfg.algorithm.num_prefixed == 0
+    assert get_algorithm(cfg.algorithm.name).trainer is GRPOTrainer
+    assert OmegaConf.is_missing(cfg.algorithm, "num_prefixed")  # RFT has no prefix knobs
     assert set_trainer_args(cfg.trainer)["learning_rate"] == 3e-6
     assert cfg.scheduler.name == "uniform" and cfg.peft.enabled
     lora = build_peft_config(cfg)
@@ -72,14 +77,25 @@ def test_wrong_type_is_rejected():
         (["generation.backend=sglang"], "generation.backend='sglang'"),
         (["trainer.beta=0.04"], "trainer.beta"),
         (["trainer.loss_type=dapo"], "trainer.loss_type='dapo'"),
-        (["algorithm.reward_funcs=[accuracy,speed]"], "speed"),
+        (["reward.funcs=[{name:accuracy},{name:speed}]"], "speed"),
         (["scheduler.high=1.5"], "high"),
-        (["algorithm=rft", "algorithm.num_prefixed=1"], "num_prefixed"),
     ],
 )
 def test_semantic_errors_name_the_key(overrides, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
         validate_train_config(cfg_with(*overrides))
+
+
+def test_a_knob_of_another_algorithm_is_ignored_and_reported(caplog):
+    """A sweep's shared override (or the CPU scale's ReLIFT buffer) must not stop the other algorithms."""
+    from prefix_rft.config.algorithm_args import algorithm_from_config
+
+    cfg = cfg_with("algorithm=rft", "algorithm.num_prefixed=1")
+    with caplog.at_level(logging.INFO, logger="prefix_rft.config.validate"):
+        validate_train_config(cfg)
+    assert "algorithm=rft has no knob algorithm.num_prefixed" in caplog.text
+    entry, config = algorithm_from_config(cfg)
+    assert entry.name == "rft" and not hasattr(config, "num_prefixed")
 
 
 def test_trainer_args_cover_trl_fields_with_help():

@@ -30,7 +30,7 @@ def lora_cfg(tiny_model_dir, out, algorithm: str, *extra: str, peft: str = "lora
             f"peft={peft}",
             f"model.name_or_path={tiny_model_dir}",
             f"output_dir={out}",
-            "algorithm.reward_funcs=[digits]",
+            "reward.funcs=[{name:digits}]",
             "data.synthetic.num_train=16",
             "trainer.max_steps=2",
             "trainer.per_device_train_batch_size=8",
@@ -114,7 +114,7 @@ def test_lora_trains_only_adapters_and_reloads(
 
 
 def test_qlora_config_composes(tiny_model_dir, tmp_path):
-    cfg = lora_cfg(tiny_model_dir, tmp_path, "prefix_rft", "algorithm.reward_funcs=[accuracy]", peft="qlora")
+    cfg = lora_cfg(tiny_model_dir, tmp_path, "prefix_rft", "reward.funcs=[{name:accuracy}]", peft="qlora")
     validate_train_config(cfg)
     assert cfg.peft.enabled and cfg.peft.load_in_4bit and cfg.peft.target_modules == "all-linear"
     try:
@@ -169,7 +169,7 @@ def test_sft_then_rft_with_lora_hands_a_merged_sft_model_to_rl(tiny_model_dir, t
     """The staged baseline with peft=lora: SFT adapter merged into stage1_sft/merged, RL adds a fresh adapter."""
     import json
 
-    from prefix_rft.cli.train import run_training
+    from prefix_rft.pipeline import run_training
 
     cfg = lora_cfg(tiny_model_dir, tmp_path / "run", "sft_then_rft", "heldout_eval.enabled=false")
     summary = run_training(cfg)

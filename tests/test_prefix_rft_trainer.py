@@ -12,7 +12,7 @@ from trl import GRPOConfig, GRPOTrainer
 from prefix_rft.data.prompts import build_prompt
 from prefix_rft.data.synthetic import generate_problems
 from prefix_rft.prefix.schedulers import build_scheduler
-from prefix_rft.trainers.prefix_rft import PrefixRFTArgs, PrefixRFTTrainer
+from prefix_rft.trainers.prefix_rft import PrefixRFTConfig, PrefixRFTTrainer
 
 G = 4  # rollouts per group
 MAX_LEN = 24
@@ -59,7 +59,7 @@ def make_args(out, **overrides) -> GRPOConfig:
     return GRPOConfig(**kwargs)
 
 
-def make_trainer(tiny_model_dir, dataset, out, prefix_args=None, scheduler=None, **arg_overrides):
+def make_trainer(tiny_model_dir, dataset, out, algorithm=None, scheduler=None, **arg_overrides):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
@@ -70,7 +70,7 @@ def make_trainer(tiny_model_dir, dataset, out, prefix_args=None, scheduler=None,
         args=make_args(out, **arg_overrides),
         train_dataset=dataset,
         processing_class=tok,
-        prefix_args=prefix_args or PrefixRFTArgs(num_prefixed=1),
+        algorithm=algorithm or PrefixRFTConfig(num_prefixed=1),
         prefix_scheduler=scheduler or build_scheduler("uniform", low=0.3, high=0.9),
     )
 
@@ -144,7 +144,7 @@ def test_hybrid_rollouts_carry_exact_demonstration_prefix(tiny_model_dir, datase
 
 def test_no_prefixes_matches_trl_dr_grpo_loss(tiny_model_dir, dataset, tmp_path):
     """With num_prefixed=0 the loss is TRL's own Dr. GRPO loss on the same batch."""
-    trainer = make_trainer(tiny_model_dir, dataset, tmp_path / "a", prefix_args=PrefixRFTArgs(num_prefixed=0))
+    trainer = make_trainer(tiny_model_dir, dataset, tmp_path / "a", algorithm=PrefixRFTConfig(num_prefixed=0))
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1  # set by train(); these calls happen outside it
     batch = trainer._generate_and_score_completions([dict(dataset[i // G]) for i in range(8)])
@@ -156,9 +156,9 @@ def test_no_prefixes_matches_trl_dr_grpo_loss(tiny_model_dir, dataset, tmp_path)
     # and with a prefix that is updated everywhere ("all"), it is the same loss too: the update policy
     # only matters through which prefix tokens keep their advantage
     batch["prefix_mask"][3, :5] = 1
-    trainer.prefix_args.prefix_update = "all"
+    trainer.algorithm.prefix_update = "all"
     assert torch.allclose(trainer._compute_loss(trainer.model, batch), trl_loss, atol=1e-7)
-    trainer.prefix_args.prefix_update = "none"
+    trainer.algorithm.prefix_update = "none"
     none_loss = trainer._compute_loss(trainer.model, batch)
     if batch["advantages"][3] != 0:
         assert not torch.allclose(none_loss, trl_loss)
@@ -223,7 +223,7 @@ def test_hybrid_prompt_is_an_unfinished_assistant_turn(qwen_tokenizer, monkeypat
         args=make_args(tmp_path, per_device_train_batch_size=2, num_generations=2, max_completion_length=32),
         train_dataset=ds,
         processing_class=tok,
-        prefix_args=PrefixRFTArgs(num_prefixed=1),
+        algorithm=PrefixRFTConfig(num_prefixed=1),
         prefix_scheduler=build_scheduler("constant", value=0.5),
     )
     seen = {}

@@ -15,12 +15,16 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+from trl import GRPOTrainer
 
+from prefix_rft.algorithms import get_algorithm
 from prefix_rft.config.build import build_grpo_config
 from prefix_rft.config.compose import conf_dir
 from prefix_rft.config.schema import register_configs
 from prefix_rft.config.trainer_args import set_trainer_args
 from prefix_rft.config.validate import validate_train_config
+from prefix_rft.trainers.prefix_rft import PrefixRFTTrainer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RECIPES = REPO_ROOT / "recipes"
@@ -145,9 +149,9 @@ def test_recipe_composes_validates_and_documents_its_command(name):
         assert not cfg.peft.enabled
         assert args["learning_rate"] == 1e-6
         assert rollouts == 128 * 8, "paper recipes train on 128 prompts x 8 rollouts per step"
-        rl = cfg.algorithm.trainer != "sft"
+        rl = "rl" in get_algorithm(cfg.algorithm.name).stages
         assert cfg.generation.backend == ("vllm_colocate" if rl else "transformers")
-    if cfg.algorithm.trainer == "sft" or cfg.algorithm.sft_first:
+    if "sft" in get_algorithm(cfg.algorithm.name).stages:
         sft = set_trainer_args(cfg.sft_trainer)
         demos = (
             sft["per_device_train_batch_size"] * num_processes(command) * sft["gradient_accumulation_steps"]
@@ -159,7 +163,7 @@ def test_recipe_composes_validates_and_documents_its_command(name):
 def test_prefix_rft_recipes_keep_the_method_settings(name):
     cfg = compose_recipe(name)
     algo, sched = cfg.algorithm, cfg.scheduler
-    assert algo.trainer == "prefix_rft" and algo.num_prefixed == 1
+    assert get_algorithm(algo.name).trainer is PrefixRFTTrainer and algo.num_prefixed == 1
     assert (
         algo.prefix_update == "entropy_top"
         and algo.keep_fraction == 0.2
@@ -191,7 +195,8 @@ def test_trl_accepts_the_batch_geometry(name):
 def test_rft_recipe_differs_from_prefix_rft_only_in_the_algorithm():
     prefix = compose_recipe("qwen2.5-math-7b/prefix_rft")
     rft = compose_recipe("qwen2.5-math-7b/rft")
-    assert rft.algorithm.trainer == "grpo" and rft.algorithm.num_prefixed == 0
+    assert get_algorithm(rft.algorithm.name).trainer is GRPOTrainer
+    assert OmegaConf.is_missing(rft.algorithm, "num_prefixed")
     assert set_trainer_args(rft.trainer) == set_trainer_args(prefix.trainer)
     assert rft.data == prefix.data and rft.model == prefix.model
 

@@ -1,4 +1,4 @@
-"""Config -> TRL objects: GRPOConfig, PEFT config, reward functions and the trainer."""
+"""Config -> TRL objects: GRPOConfig/SFTConfig, PEFT config, reward functions and the trainers."""
 
 from __future__ import annotations
 
@@ -41,11 +41,12 @@ def trl_kwargs(cfg: DictConfig, target_cls: type) -> dict[str, Any]:
 
 
 def build_grpo_config(cfg: DictConfig):
-    """A ``trl.GRPOConfig`` from the ``trainer`` group and the generation backend."""
+    """A ``trl.GRPOConfig`` from the ``trainer`` group, the generation backend and the reward weights."""
     from trl import GRPOConfig
 
     kwargs = trl_kwargs(cfg, GRPOConfig)
     kwargs.update(BACKEND_TO_TRL[cfg.generation.backend])
+    kwargs["reward_weights"] = [float(f.weight) for f in cfg.reward.funcs]
     return GRPOConfig(**kwargs)
 
 
@@ -83,76 +84,29 @@ def build_quantization_config(cfg: DictConfig):
 
 
 def build_reward_funcs(cfg: DictConfig) -> list:
-    """The configured reward functions (TRL signature)."""
+    """The configured reward functions (TRL signature), with their parameters bound."""
     from prefix_rft.rewards.rewards import get_reward_funcs
 
-    return get_reward_funcs(list(cfg.algorithm.reward_funcs))
-
-
-def build_prefix_args(cfg: DictConfig):
-    """The method's knobs (:class:`PrefixRFTArgs`) from the ``algorithm`` group."""
-    from prefix_rft.trainers.prefix_rft import PrefixRFTArgs
-
-    algo = cfg.algorithm
-    return PrefixRFTArgs(
-        num_prefixed=algo.num_prefixed,
-        prefix_update=algo.prefix_update,
-        keep_fraction=algo.keep_fraction,
-        advantage_baseline=algo.advantage_baseline,
-        min_prefix_tokens=algo.min_prefix_tokens,
-        allow_full_prefix=algo.allow_full_prefix,
-        off_policy_loss=algo.off_policy_loss,
-        shaping_gamma=algo.shaping_gamma,
-        on_policy_clip=algo.on_policy_clip,
-    )
+    return get_reward_funcs(list(cfg.reward.funcs))
 
 
 def build_rl_trainer(cfg: DictConfig, model, tokenizer, train_dataset):
-    """The RL trainer named by ``algorithm.trainer``.
+    """The RL trainer of the configured algorithm (its registry entry's class), with the algorithm's knobs."""
+    from prefix_rft.config.algorithm_args import algorithm_from_config
+    from prefix_rft.prefix.schedulers import scheduler_from_config
 
-    grpo: TRL's GRPOTrainer; prefix_rft: PrefixRFTTrainer (Prefix-RFT, LUFFY); rl_sft_loss:
-    RLWithSFTLossTrainer; relift: ReLIFTTrainer. The last three share PrefixRFTTrainer's rollouts and loss.
-    """
-    from trl import GRPOTrainer
-
-    args = build_grpo_config(cfg)
-    if cfg.algorithm.reward_weights is not None:
-        args.reward_weights = list(cfg.algorithm.reward_weights)
-    common = {
-        "model": model,
-        "reward_funcs": build_reward_funcs(cfg),
-        "args": args,
-        "train_dataset": train_dataset,
-        "processing_class": tokenizer,
-        "peft_config": build_peft_config(cfg),
-    }
-    algo = cfg.algorithm
-    if algo.trainer == "grpo":
-        return GRPOTrainer(**common)
-    from prefix_rft.config.validate import build_scheduler_from_config
-
-    common["prefix_args"] = build_prefix_args(cfg)
-    common["prefix_scheduler"] = build_scheduler_from_config(cfg.scheduler)
-    if algo.trainer == "prefix_rft":
-        from prefix_rft.trainers.prefix_rft import PrefixRFTTrainer
-
-        return PrefixRFTTrainer(**common)
-    if algo.trainer == "rl_sft_loss":
-        from prefix_rft.trainers.rl_sft_loss import RLWithSFTLossTrainer
-
-        return RLWithSFTLossTrainer(
-            **common, sft_coef=algo.sft_coef, sft_micro_batch_size=algo.sft_micro_batch_size
-        )
-    if algo.trainer == "relift":
-        from prefix_rft.trainers.relift import ReLIFTTrainer
-
-        return ReLIFTTrainer(
-            **common,
-            sft_buffer_size=algo.sft_buffer_size,
-            sft_learning_rate=algo.sft_learning_rate,
-            sft_micro_batch_size=algo.sft_micro_batch_size,
-        )
-    raise ValueError(f"algorithm.trainer={algo.trainer!r} is not an RL trainer")
+    entry, algorithm = algorithm_from_config(cfg)
+    if entry.trainer is None:
+        raise ValueError(f"algorithm={entry.name} has no RL stage")
+    return entry.trainer(
+        model=model,
+        reward_funcs=build_reward_funcs(cfg),
+        args=build_grpo_config(cfg),
+        train_dataset=train_dataset,
+        processing_class=tokenizer,
+        peft_config=build_peft_config(cfg),
+        **algorithm.trainer_kwargs(scheduler_from_config(cfg.scheduler)),
+    )
 
 
 def build_sft_config(cfg: DictConfig):
@@ -185,3 +139,7 @@ def build_sft_trainer(cfg: DictConfig, model, tokenizer, train_dataset):
         processing_class=tokenizer,
         peft_config=build_peft_config(cfg),
     )
+
+
+# What each kind of stage (prefix_rft.algorithms.STAGE_KINDS) builds its trainer with.
+STAGE_BUILDERS = {"sft": build_sft_trainer, "rl": build_rl_trainer}

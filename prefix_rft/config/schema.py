@@ -1,18 +1,22 @@
 """Structured configs (dataclasses) for every Hydra group, registered in Hydra's ConfigStore.
 
-Each group in ``conf/`` (model, data, algorithm, scheduler, peft, generation) is validated against
-the dataclass of the same name here, so an unknown key or a wrong type fails at start-up, before
-any model is loaded. ``trainer.*`` holds TRL's own arguments (see :mod:`.trainer_args`).
+Each group in ``conf/`` (model, data, reward, scheduler, peft, generation) is validated against the
+dataclass of the same name here, so an unknown key or a wrong type fails at start-up, before any
+model is loaded. ``trainer.*`` holds TRL's own arguments (see :mod:`.trainer_args`); ``algorithm.*``
+the knobs of the registered algorithms (see :mod:`.algorithm_args`). The ``scale`` group has no
+schema of its own: it sets values of the other groups.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from prefix_rft.config.model_options import ModelOptions
 from prefix_rft.config.trainer_args import TrainerArgs
 
 # OmegaConf cannot validate PEP 604 unions, so ``Optional[...]`` is used throughout this module.
@@ -20,28 +24,15 @@ from prefix_rft.config.trainer_args import TrainerArgs
 
 
 @dataclass
-class ModelConfig:
-    """The policy model and its tokenizer."""
+class ModelConfig(ModelOptions):
+    """The policy model and its tokenizer (loading options: :class:`ModelOptions`)."""
 
     # Hub id, local directory, or ``builtin:<preset>`` (an offline tiny model built on first use).
     name_or_path: str = MISSING
     # Short name used in run folder names.
     short_name: str = "model"
-    # Hub revision (branch, tag or commit) of the weights.
-    revision: Optional[str] = None
-    # Weight dtype: auto, bfloat16, float16 or float32.
-    dtype: str = "auto"
-    # attn_implementation passed to from_pretrained (eager, sdpa, flash_attention_2); None = transformers' choice.
-    attn_implementation: Optional[str] = None
-    # Allow custom modelling code from the hub.
-    trust_remote_code: bool = False
-    # Chat template: None keeps the tokenizer's own, a name from prefix_rft.models.chat_templates, or a Jinja string.
-    chat_template: Optional[str] = None
     # Context window the run may use (prompt + completion must fit). Checked at start-up.
     max_context_length: int = 4096
-    # Overrides applied to the model's config before loading (e.g. rope_theta / max_position_embeddings
-    # for the 16k-context Qwen2.5-Math variant).
-    config_overrides: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -95,8 +86,8 @@ class DataConfig:
     max_samples: Optional[int] = None
     # Seed for subset selection.
     seed: int = 0
-    # Hard subset: a JSONL of {problem, pass_rate} measured for some model (python -m
-    # prefix_rft.data.subsets ...); rows with pass_rate above max_pass_rate are dropped.
+    # Hard subset: a JSONL of {problem, pass_rate} measured for some model (prefix-rft-pass-rates ...);
+    # rows with pass_rate above max_pass_rate are dropped.
     pass_rate_file: Optional[str] = None
     # Keep rows whose measured pass rate is at most this (e.g. 0.0: only prompts the model never solves).
     max_pass_rate: Optional[float] = None
@@ -104,55 +95,31 @@ class DataConfig:
     max_prompt_length: int = 1024
     # What to do with a malformed row (missing/empty problem, answer or demonstration): error or skip.
     on_bad_row: str = "error"
+    # Source columns kept beside prompt/answer/demonstration, under their own names: the reward functions
+    # receive every column of a row as a keyword argument (e.g. a difficulty or a test-case column).
+    extra_columns: list[str] = field(default_factory=list)
     # Settings of the synthetic task.
     synthetic: SyntheticTaskConfig = field(default_factory=SyntheticTaskConfig)
 
 
 @dataclass
-class AlgorithmConfig:
-    """Which training algorithm runs and the knobs the method adds on top of TRL."""
+class RewardFuncConfig:
+    """One reward function of the ``reward`` group."""
 
-    # Name of the algorithm (also the run folder name).
+    # A registered name (accuracy, format: prefix_rft.rewards.rewards.REWARD_FUNCS) or an import path
+    # ``package.module:function`` of a function with TRL's signature f(completions, **columns) -> list[float].
     name: str = MISSING
-    # Trainer: grpo (TRL GRPOTrainer), prefix_rft (PrefixRFTTrainer, also LUFFY), rl_sft_loss
-    # (Dr. GRPO + NLL on demonstrations), relift (RL + SFT steps on a buffer of failed prompts),
-    # sft (TRL SFTTrainer on the demonstrations).
-    trainer: str = "prefix_rft"
-    # Run an SFT stage (settings: sft_trainer.*) before the RL trainer, each in its own subfolder
-    # (stage1_sft, stage2_rl) of the run: the SFT -> RFT baseline.
-    sft_first: bool = False
-    # Reward functions by name (see prefix_rft.rewards.rewards.REWARD_FUNCS).
-    reward_funcs: list[str] = field(default_factory=lambda: ["accuracy"])
-    # Weights of the reward functions (None = all 1).
-    reward_weights: Optional[list[float]] = None
-    # Hybrid rollouts per group that start from a demonstration prefix (paper: 1; 0 = plain RFT).
-    num_prefixed: int = 1
-    # Which prefix tokens keep their advantage: entropy_top, entropy_bottom, random, all, none.
-    prefix_update: str = "entropy_top"
-    # Fraction of prefix tokens updated by entropy_top/entropy_bottom/random (paper: 0.2).
-    keep_fraction: float = 0.2
-    # Advantage baseline: group (Dr. GRPO over the whole group, paper) or on_policy (ablation).
-    advantage_baseline: str = "group"
-    # Shortest prefix in tokens.
-    min_prefix_tokens: int = 1
-    # Allow a prefix to cover the whole demonstration (LUFFY-style off-policy rollout with ratio 1).
-    allow_full_prefix: bool = False
-    # Loss of full-demonstration rollouts: clipped (PPO surrogate like every other token) or shaped
-    # (LUFFY's regularized importance sampling f(p) = p / (p + gamma), no clipping, no old-policy ratio).
-    off_policy_loss: str = "clipped"
-    # gamma of the policy shaping f(p) = p / (p + gamma) (LUFFY: 0.1).
-    shaping_gamma: float = 0.1
-    # Clip the PPO ratio of on-policy tokens (False matches LUFFY's published script, which removes it).
-    on_policy_clip: bool = True
-    # Weight of the NLL of the demonstrations of the batch's prompts added to the RL loss (rl_sft_loss).
-    sft_coef: float = 0.0
-    # ReLIFT: prompts whose rollouts all score 0 enter a buffer with their demonstration; when it holds
-    # this many prompts, one SFT step runs on them (published: 128).
-    sft_buffer_size: int = 128
-    # ReLIFT: learning rate of the SFT steps' own AdamW optimizer (published: 1e-6).
-    sft_learning_rate: float = 1.0e-6
-    # ReLIFT / rl_sft_loss: rows per forward pass of the SFT term (memory bound, not the batch size).
-    sft_micro_batch_size: int = 4
+    # Weight of this reward in the sum that advantages are computed from.
+    weight: float = 1.0
+    # Keyword arguments bound to the function, e.g. {style: choice} for multiple-choice accuracy.
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RewardConfig:
+    """The reward functions of the RL stage (their columns: every column of the training rows)."""
+
+    funcs: list[RewardFuncConfig] = field(default_factory=lambda: [RewardFuncConfig(name="accuracy")])
 
 
 @dataclass
@@ -232,7 +199,9 @@ class TrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    # The registered algorithm and its knobs; typed by train_config_class() from the registry.
+    algorithm: Any = MISSING
+    reward: RewardConfig = field(default_factory=RewardConfig)
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     peft: PeftConfig = field(default_factory=PeftConfig)
     generation: GenerationBackendConfig = field(default_factory=GenerationBackendConfig)
@@ -250,6 +219,32 @@ class TrainConfig:
     resume_from_checkpoint: Optional[str] = None
 
 
+def train_config_class() -> type:
+    """:class:`TrainConfig` with the ``algorithm`` group typed by the registered algorithms (generated on
+    every call, so that an algorithm registered at run time, e.g. in a test, is part of the schema)."""
+    from prefix_rft.config.algorithm_args import make_algorithm_args_class
+
+    algorithm_args = make_algorithm_args_class()
+    return dataclasses.make_dataclass(
+        "TrainConfig",
+        [("algorithm", algorithm_args, field(default_factory=algorithm_args))],
+        bases=(TrainConfig,),
+    )
+
+
 def register_configs() -> None:
-    """Register the root schema; conf/config.yaml lists it first in its defaults so every group is typed."""
-    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    """Register the root schema (conf/config.yaml lists it first in its defaults, so every group is typed)
+    and one node per registered algorithm: ``algorithm_registry/<name>`` (its knobs' defaults, which
+    ``conf/algorithm/<name>.yaml`` pulls in), and ``algorithm/<name>`` itself when there is no such YAML."""
+    from prefix_rft.algorithms import ALGORITHMS
+    from prefix_rft.config.algorithm_args import REGISTRY_GROUP, algorithm_defaults
+    from prefix_rft.config.compose import conf_dir
+
+    store = ConfigStore.instance()
+    store.store(name="train_schema", node=train_config_class())
+    presets = conf_dir() / "algorithm"
+    for entry in ALGORITHMS.values():
+        node = algorithm_defaults(entry)
+        store.store(group=REGISTRY_GROUP, name=entry.name, node=node)
+        if not (presets / f"{entry.name}.yaml").is_file():
+            store.store(group="algorithm", name=entry.name, node=node)

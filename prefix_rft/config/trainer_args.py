@@ -24,10 +24,11 @@ OWNED_ELSEWHERE = {
     "seed": "seed (top level)",
     "use_vllm": "generation.backend",
     "vllm_mode": "generation.backend",
+    "reward_weights": "reward.funcs[*].weight",
 }
 
 
-def _hydra_type(tp: Any) -> Any:
+def hydra_type(tp: Any) -> Any:
     """Map a TRL field annotation to a type OmegaConf can validate (``Any`` when it cannot)."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -68,7 +69,7 @@ def make_trainer_args_class() -> type:
     for name, f in sorted(_trl_fields().items()):
         help_text = (f.metadata or {}).get("help", "")
         spec.append(
-            (name, _hydra_type(f.type), dataclasses.field(default=MISSING, metadata={"help": help_text}))
+            (name, hydra_type(f.type), dataclasses.field(default=MISSING, metadata={"help": help_text}))
         )
     cls = dataclasses.make_dataclass("TrainerArgs", spec)
     cls.__doc__ = "TRL trainer arguments (GRPOConfig and SFTConfig fields); unset fields keep TRL's defaults."
@@ -86,6 +87,32 @@ def set_trainer_args(trainer_cfg: DictConfig) -> dict[str, Any]:
             value = trainer_cfg[key]
             out[key] = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
     return out
+
+
+class TrainerValues:
+    """``trainer.*`` as a ``GRPOConfig`` would hold them, read by attribute: the value set in the config,
+    else TRL's default. Lets the start-up checks read TRL settings without building a GRPOConfig (whose
+    own checks need the machine the run is for, e.g. a GPU for bf16)."""
+
+    def __init__(self, trainer_cfg: DictConfig, config_cls: type | None = None) -> None:
+        if config_cls is None:
+            from trl import GRPOConfig as config_cls
+        self._values = set_trainer_args(trainer_cfg)
+        self._fields = {f.name: f for f in dataclasses.fields(config_cls)}
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._values:
+            return self._values[name]
+        f = self._fields.get(name)
+        if f is None:
+            raise AttributeError(f"trainer.{name} is not a field of TRL's config")
+        if f.default is not dataclasses.MISSING:
+            return f.default
+        if f.default_factory is not dataclasses.MISSING:
+            return f.default_factory()
+        raise AttributeError(f"trainer.{name} has no default in TRL's config")
 
 
 def trl_field_help(name: str) -> str:

@@ -2,7 +2,9 @@
 
 Every source ends up as a ``datasets.Dataset`` with the columns the trainers read:
 ``prompt`` (a conversational prompt), ``answer`` (reference final answer, passed to the reward
-functions) and ``demonstration`` (a worked solution, or ``None`` where a row has none).
+functions) and ``demonstration`` (a worked solution, or ``None`` where a row has none), plus the
+source columns listed in ``data.extra_columns`` under their own names (the reward functions receive
+every column as a keyword argument).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 from datasets import Dataset
 
+from prefix_rft.data.columns import ANSWER, DEMONSTRATION, PROMPT
 from prefix_rft.data.prompts import build_prompt
 from prefix_rft.data.subsets import load_pass_rates, problem_key, select_hard, take_subset
 
@@ -82,7 +85,9 @@ def _text(value: Any) -> str | None:
 
 
 def normalise_rows(raw: Dataset, data_cfg) -> Dataset:
-    """Map the configured columns to prompt/answer/demonstration, reporting malformed rows by index."""
+    """Map the configured columns to prompt/answer/demonstration (and keep ``data.extra_columns`` as they
+    are), reporting malformed rows by index."""
+    extra = list(data_cfg.extra_columns or [])
     needed = [data_cfg.problem_column, data_cfg.answer_column]
     if data_cfg.demonstration_column:
         needed.append(data_cfg.demonstration_column)
@@ -91,6 +96,17 @@ def normalise_rows(raw: Dataset, data_cfg) -> Dataset:
         raise DataError(
             f"data columns {missing} not found in {data_cfg.path or data_cfg.source}; available: "
             f"{raw.column_names}. Set data.problem_column / data.answer_column / data.demonstration_column."
+        )
+    clashes = [c for c in extra if c in (PROMPT, ANSWER, DEMONSTRATION)]
+    if clashes:
+        raise DataError(
+            f"data.extra_columns: {clashes} are names of the normalised columns; list source columns"
+        )
+    absent = [c for c in extra if c not in raw.column_names]
+    if absent:
+        raise DataError(
+            f"data.extra_columns: {absent} not found in {data_cfg.path or data_cfg.source}; available: "
+            f"{raw.column_names}"
         )
     rows, bad = [], []
     for index, row in enumerate(raw):
@@ -113,7 +129,7 @@ def normalise_rows(raw: Dataset, data_cfg) -> Dataset:
         if problems:
             bad.append((index, problems))
             continue
-        rows.append({"prompt": prompt, "answer": answer, "demonstration": demo})
+        rows.append({PROMPT: prompt, ANSWER: answer, DEMONSTRATION: demo, **{c: row[c] for c in extra}})
     if bad:
         detail = "; ".join(f"row {i}: empty {', '.join(p)}" for i, p in bad[:10])
         if data_cfg.on_bad_row == "error":

@@ -1,4 +1,9 @@
-"""Loading policy models and tokenizers: hub ids, local checkpoints and the built-in tiny models."""
+"""Loading policy models and tokenizers: hub ids, local checkpoints and the built-in tiny models.
+
+Every function takes the loading options as a :class:`~prefix_rft.config.model_options.ModelOptions`
+(training's ``model`` group and the evaluation config both are one) and the checkpoint path; the path
+defaults to ``model.name_or_path`` where the options carry one (training's ``ModelConfig``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import os
 
 import torch
 
+from prefix_rft.config.model_options import ModelOptions
 from prefix_rft.models.chat_templates import resolve_chat_template
 
 logger = logging.getLogger(__name__)
@@ -40,7 +46,9 @@ def apply_config_overrides(config, overrides: dict) -> None:
             raise ValueError(f"model.config_overrides.{key}: {type(config).__name__} has no such field")
 
 
-def with_config_overrides(model_cfg, path: str, cache_dir: str | os.PathLike | None = None) -> str:
+def with_config_overrides(
+    model_cfg: ModelOptions, path: str, cache_dir: str | os.PathLike | None = None
+) -> str:
     """A checkpoint directory whose ``config.json`` carries ``model.config_overrides``, or ``path`` if none.
 
     vLLM (which TRL starts from the model's ``name_or_path``) reads the checkpoint's own config, so an
@@ -92,7 +100,7 @@ def with_config_overrides(model_cfg, path: str, cache_dir: str | os.PathLike | N
     return str(target)
 
 
-def load_tokenizer(model_cfg, path: str | None = None):
+def load_tokenizer(model_cfg: ModelOptions, path: str | None = None):
     """The policy tokenizer, with the configured chat template and a pad token."""
     from transformers import AutoTokenizer
 
@@ -105,7 +113,7 @@ def load_tokenizer(model_cfg, path: str | None = None):
         tokenizer.chat_template = template
     if tokenizer.chat_template is None:
         raise ValueError(
-            f"the tokenizer of {model_cfg.name_or_path} has no chat template; set model.chat_template "
+            f"the tokenizer of {path} has no chat template; set model.chat_template "
             "(e.g. chatml or llama-3.1-instruct)"
         )
     if tokenizer.pad_token is None:
@@ -114,7 +122,7 @@ def load_tokenizer(model_cfg, path: str | None = None):
     return tokenizer
 
 
-def load_model(model_cfg, path: str | None = None, quantization_config=None):
+def load_model(model_cfg: ModelOptions, path: str | None = None, quantization_config=None):
     """The policy model through ``from_pretrained`` (the same path for hub ids and built-in models)."""
     from transformers import AutoConfig, AutoModelForCausalLM
 

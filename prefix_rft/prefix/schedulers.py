@@ -6,6 +6,7 @@ rollouts start as near-complete demonstrations and end with the model writing mo
 
 from __future__ import annotations
 
+import inspect
 import math
 from abc import ABC, abstractmethod
 
@@ -135,6 +136,15 @@ def build_scheduler(name: str, **kwargs) -> PrefixRatioScheduler:
     if name not in SCHEDULERS:
         raise ValueError(f"scheduler.name={name!r} is not valid; expected one of {sorted(SCHEDULERS)}")
     return SCHEDULERS[name](**kwargs)
+
+
+def scheduler_from_config(sched_cfg) -> PrefixRatioScheduler:
+    """The scheduler named by ``scheduler.name``, built from the ``scheduler.*`` keys its class takes."""
+    name = sched_cfg.name
+    if name not in SCHEDULERS:
+        raise ValueError(f"scheduler.name={name!r} is not valid; expected one of {sorted(SCHEDULERS)}")
+    params = inspect.signature(SCHEDULERS[name].__init__).parameters
+    return build_scheduler(name, **{key: sched_cfg[key] for key in params if key != "self"})
 
 
 def scheduler_from_state(state: dict) -> PrefixRatioScheduler:

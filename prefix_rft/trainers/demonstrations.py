@@ -1,16 +1,39 @@
-"""Demonstration tokens as a batch: padding and their log-probs under the policy.
-
-Shared by the trainers that add a supervised term on demonstrations (``rl_sft_loss`` and ReLIFT).
+"""Demonstration tokens as a batch: padding and their log-probs under the policy, and the knob both
+trainers with a supervised term on demonstrations (``rl_sft_loss`` and ReLIFT) share.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from prefix_rft.config.errors import ConfigError
+from prefix_rft.data.columns import DEMONSTRATION
+from prefix_rft.trainers.algorithm_config import knob
+from prefix_rft.trainers.prefix_rft import PrefixRFTConfig
 
-def demonstration_text(row: dict[str, Any], column: str = "demonstration") -> str | None:
+
+@dataclass
+class SupervisedTermConfig(PrefixRFTConfig):
+    """Prefix-RFT's rollouts and loss (no hybrids by default: Dr. GRPO) plus a supervised term on demonstrations."""
+
+    num_prefixed: int = knob(0, "Hybrid rollouts per group (0: on-policy rollouts only, Dr. GRPO).")
+    sft_micro_batch_size: int = knob(
+        4, "Rows per forward pass of the supervised term (a memory bound, not the batch size)."
+    )
+
+    def check(self, args) -> None:
+        super().check(args)
+        if self.sft_micro_batch_size < 1:
+            raise ConfigError(f"algorithm.sft_micro_batch_size={self.sft_micro_batch_size} must be >= 1")
+
+    def needs_demonstrations(self) -> bool:
+        return True
+
+
+def demonstration_text(row: dict[str, Any], column: str = DEMONSTRATION) -> str | None:
     """The row's demonstration (the first one when the column holds several), or None."""
     demo = row.get(column)
     if isinstance(demo, (list, tuple)):

@@ -20,7 +20,11 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
+from prefix_rft.config.errors import ConfigError, one_of
+from prefix_rft.data.columns import DEMONSTRATION
 from prefix_rft.losses import (
+    ADVANTAGE_BASELINES,
+    PREFIX_UPDATE_MODES,
     group_advantages,
     policy_shaping,
     prefix_rft_policy_loss,
@@ -30,39 +34,106 @@ from prefix_rft.losses import (
 from prefix_rft.prefix.sampling import prefix_length
 from prefix_rft.prefix.scheduler_state import PrefixSchedulerState
 from prefix_rft.prefix.schedulers import PrefixRatioScheduler, step_generator
+from prefix_rft.trainers.algorithm_config import AlgorithmConfig, knob
+
+# TRL loss types whose reduction the prefix loss reproduces (prefix_rft.losses.aggregate_loss).
+PREFIX_LOSS_TYPES = ("dr_grpo", "grpo", "bnpo")
+OFF_POLICY_LOSSES = ("clipped", "shaped")
 
 
 @dataclass
-class PrefixRFTArgs:
-    """What the method adds to GRPOConfig (mirrors the ``algorithm`` config group)."""
+class PrefixRFTConfig(AlgorithmConfig):
+    """Prefix-RFT's knobs: hybrid rollouts that continue a demonstration prefix, entropy-masked update."""
 
-    num_prefixed: int = 1
-    prefix_update: str = "entropy_top"
-    keep_fraction: float = 0.2
-    advantage_baseline: str = "group"
-    min_prefix_tokens: int = 1
-    allow_full_prefix: bool = False
-    demonstration_column: str = "demonstration"
-    off_policy_loss: str = "clipped"
-    shaping_gamma: float = 0.1
-    on_policy_clip: bool = True
+    num_prefixed: int = knob(
+        1, "Hybrid rollouts per group that start from a demonstration prefix (paper: 1; 0 = RFT)."
+    )
+    prefix_update: str = knob(
+        "entropy_top",
+        f"Which prefix tokens keep their advantage: one of {', '.join(PREFIX_UPDATE_MODES)}.",
+    )
+    keep_fraction: float = knob(
+        0.2, "Fraction of prefix tokens updated by entropy_top/entropy_bottom/random (paper: 0.2)."
+    )
+    advantage_baseline: str = knob(
+        "group", "Advantage baseline: group (Dr. GRPO over the whole group, paper) or on_policy (ablation)."
+    )
+    min_prefix_tokens: int = knob(1, "Shortest prefix in tokens.")
+    allow_full_prefix: bool = knob(
+        False, "Allow a prefix to cover the whole demonstration (LUFFY-style off-policy rollout, ratio 1)."
+    )
+    off_policy_loss: str = knob(
+        "clipped",
+        "Loss of full-demonstration rollouts: clipped (PPO surrogate like every other token) or shaped "
+        "(LUFFY's f(p) = p / (p + gamma), no clipping, no old-policy ratio).",
+    )
+    shaping_gamma: float = knob(0.1, "gamma of the policy shaping f(p) = p / (p + gamma) (LUFFY: 0.1).")
+    on_policy_clip: bool = knob(
+        True,
+        "Clip the PPO ratio of on-policy tokens (False matches LUFFY's published script, which removes it).",
+    )
+
+    def check(self, args) -> None:
+        one_of("algorithm.prefix_update", self.prefix_update, PREFIX_UPDATE_MODES)
+        one_of("algorithm.advantage_baseline", self.advantage_baseline, ADVANTAGE_BASELINES)
+        one_of("algorithm.off_policy_loss", self.off_policy_loss, OFF_POLICY_LOSSES)
+        if not 0 <= self.num_prefixed <= args.num_generations:
+            raise ConfigError(
+                f"algorithm.num_prefixed={self.num_prefixed} must be between 0 and "
+                f"trainer.num_generations={args.num_generations}"
+            )
+        if not 0.0 < self.keep_fraction <= 1.0:
+            raise ConfigError(f"algorithm.keep_fraction={self.keep_fraction} must be in (0, 1]")
+        if self.off_policy_loss == "shaped" and not self.allow_full_prefix:
+            raise ConfigError(
+                "algorithm.off_policy_loss=shaped applies to full-demonstration rollouts only: set "
+                "algorithm.allow_full_prefix=true (and a scheduler that reaches ratio 1, e.g. scheduler=full)"
+            )
+        if self.shaping_gamma <= 0:
+            raise ConfigError(f"algorithm.shaping_gamma={self.shaping_gamma} must be > 0")
+        one_of("trainer.loss_type", args.loss_type, PREFIX_LOSS_TYPES)
+        if args.beta != 0.0:
+            raise ConfigError("trainer.beta must be 0: PrefixRFTTrainer and its subclasses use no KL term")
+        if args.importance_sampling_level != "token":
+            raise ConfigError("trainer.importance_sampling_level must be 'token' for PrefixRFTTrainer")
+        if args.off_policy_mask_threshold is not None:
+            raise ConfigError("trainer.off_policy_mask_threshold is not supported by PrefixRFTTrainer")
+
+    def needs_demonstrations(self) -> bool:
+        return self.num_prefixed > 0
+
+    def trainer_kwargs(self, prefix_scheduler) -> dict[str, Any]:
+        return {"algorithm": self, "prefix_scheduler": prefix_scheduler}
+
+
+@dataclass
+class LUFFYConfig(PrefixRFTConfig):
+    """LUFFY: one rollout per group is the whole demonstration, trained with policy shaping."""
+
+    num_prefixed: int = knob(1, "Off-policy (full-demonstration) rollouts per group (LUFFY: 1).")
+    prefix_update: str = knob("all", "Which prefix tokens keep their advantage (LUFFY: all).")
+    allow_full_prefix: bool = knob(True, "A prefix may cover the whole demonstration (LUFFY: always).")
+    off_policy_loss: str = knob("shaped", "Loss of full-demonstration rollouts (LUFFY: shaped).")
 
 
 class PrefixRFTTrainer(GRPOTrainer):
     """GRPOTrainer whose groups contain ``num_prefixed`` rollouts that continue a demonstration prefix.
 
     Args:
-        prefix_args: the method's knobs (:class:`PrefixRFTArgs`).
+        algorithm: the method's knobs (:class:`PrefixRFTConfig` or a subclass).
         prefix_scheduler: draws the prefix ratio ``l`` for each hybrid rollout from the global step.
         All other arguments are GRPOTrainer's.
     """
 
-    def __init__(self, *args, prefix_args: PrefixRFTArgs, prefix_scheduler: PrefixRatioScheduler, **kwargs):
+    def __init__(self, *args, algorithm: PrefixRFTConfig, prefix_scheduler: PrefixRatioScheduler, **kwargs):
         super().__init__(*args, **kwargs)
-        self.prefix_args = prefix_args
+        self.algorithm = algorithm
+        # The same checks as at start-up, now against the GRPOConfig this trainer actually got.
+        algorithm.check(self.args)
+        if self.tools or self.rollout_func is not None:
+            raise ValueError("PrefixRFTTrainer does not support tools or a custom rollout_func")
         # The scheduler lives in a stateful callback so that checkpoints carry it (see scheduler_state.py).
         self.add_callback(PrefixSchedulerState.from_scheduler(prefix_scheduler))
-        self._check_supported()
         self._prefix_plan: list[list[int] | None] | None = None
         self._full_rows: set[int] = set()
         self._prefix_lengths: list[int] | None = None
@@ -76,27 +147,6 @@ class PrefixRFTTrainer(GRPOTrainer):
             if isinstance(callback, PrefixSchedulerState):
                 return callback.scheduler
         raise RuntimeError("PrefixSchedulerState callback is missing")
-
-    def _check_supported(self) -> None:
-        a = self.prefix_args
-        if not 0 <= a.num_prefixed <= self.num_generations:
-            raise ValueError(
-                f"num_prefixed={a.num_prefixed} must be between 0 and num_generations={self.num_generations}"
-            )
-        if a.off_policy_loss not in ("clipped", "shaped"):
-            raise ValueError(f"off_policy_loss={a.off_policy_loss!r} must be 'clipped' or 'shaped'")
-        if self.loss_type not in ("dr_grpo", "grpo", "bnpo"):
-            raise ValueError(
-                f"PrefixRFTTrainer supports loss_type dr_grpo, grpo or bnpo, not {self.loss_type!r}"
-            )
-        if self.beta != 0.0:
-            raise ValueError("PrefixRFTTrainer uses no KL term: set beta=0.0")
-        if self.importance_sampling_level != "token":
-            raise ValueError("PrefixRFTTrainer needs importance_sampling_level='token'")
-        if self.off_policy_mask_threshold is not None:
-            raise ValueError("off_policy_mask_threshold is not supported by PrefixRFTTrainer")
-        if self.tools or self.rollout_func is not None:
-            raise ValueError("PrefixRFTTrainer does not support tools or a custom rollout_func")
 
     # ------------------------------------------------------------------ rollouts
     def _demo_ids(self, demo: str) -> list[int]:
@@ -131,7 +181,7 @@ class PrefixRFTTrainer(GRPOTrainer):
         ``num_prefixed`` slots of every group are hybrid. Draws use a generator seeded by the global
         step and process, so a resumed run draws the same ratios.
         """
-        a = self.prefix_args
+        a = self.algorithm
         plan: list[list[int] | None] = [None] * len(inputs)
         ratios: list[float] = []
         full_rows: set[int] = set()
@@ -145,7 +195,7 @@ class PrefixRFTTrainer(GRPOTrainer):
         for i, row in enumerate(inputs):
             if (offset + i) % G < G - a.num_prefixed:
                 continue
-            demos = row.get(a.demonstration_column)
+            demos = row.get(DEMONSTRATION)
             if isinstance(demos, (list, tuple)):
                 demos = [d for d in demos if d]
                 demo = demos[int(torch.randint(len(demos), (1,), generator=gen))] if demos else None
@@ -246,7 +296,7 @@ class PrefixRFTTrainer(GRPOTrainer):
         self._metrics[mode]["prefix/full_demo_fraction"].append(
             self.accelerator.gather(is_full).float().mean().item()
         )
-        if self.prefix_args.advantage_baseline == "on_policy" and self._rewards_per_func is not None:
+        if self.algorithm.advantage_baseline == "on_policy" and self._rewards_per_func is not None:
             output["advantages"] = self._on_policy_baseline_advantages(is_hybrid, len(inputs))
         return output
 
@@ -294,7 +344,7 @@ class PrefixRFTTrainer(GRPOTrainer):
         padded = self.accelerator.pad_across_processes(values.float(), dim=0, pad_index=sentinel)
         gathered = self.accelerator.gather(padded)
         gathered = gathered[gathered != sentinel]
-        return top_fraction_threshold(gathered, self.prefix_args.keep_fraction, largest=largest)
+        return top_fraction_threshold(gathered, self.algorithm.keep_fraction, largest=largest)
 
     def _compute_loss(self, model, inputs):
         prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
@@ -306,7 +356,7 @@ class PrefixRFTTrainer(GRPOTrainer):
         )
         loss_mask = completion_mask.bool()
         prefix_mask = inputs.get("prefix_mask", torch.zeros_like(completion_mask)).bool() & loss_mask
-        mode_name = self.prefix_args.prefix_update
+        mode_name = self.algorithm.prefix_update
         threshold = None
         if mode_name in ("entropy_top", "entropy_bottom"):
             threshold = self._global_threshold(
@@ -317,18 +367,18 @@ class PrefixRFTTrainer(GRPOTrainer):
             loss_mask,
             entropies.detach(),
             mode_name,
-            keep_fraction=self.prefix_args.keep_fraction,
+            keep_fraction=self.algorithm.keep_fraction,
             threshold=threshold,
         )
         old_logps = inputs.get("old_per_token_logps")
         old_logps = logps.detach() if old_logps is None else old_logps
         importance = inputs.get("importance_sampling_ratio") if self.use_vllm else None
         off_policy = None
-        if self.prefix_args.off_policy_loss == "shaped" and "off_policy_mask" in inputs:
+        if self.algorithm.off_policy_loss == "shaped" and "off_policy_mask" in inputs:
             off_policy = inputs["off_policy_mask"].bool() & loss_mask
         # LUFFY's published script removes clipping from on-policy tokens too (on_policy_clip=False).
         eps_low, eps_high = (
-            (self.epsilon_low, self.epsilon_high) if self.prefix_args.on_policy_clip else (math.inf, math.inf)
+            (self.epsilon_low, self.epsilon_high) if self.algorithm.on_policy_clip else (math.inf, math.inf)
         )
         loss, stats = prefix_rft_policy_loss(
             logps,
@@ -342,7 +392,7 @@ class PrefixRFTTrainer(GRPOTrainer):
             loss_type=self.loss_type,
             max_completion_length=self.max_completion_length,
             off_policy_mask=off_policy,
-            shaping_gamma=self.prefix_args.shaping_gamma,
+            shaping_gamma=self.algorithm.shaping_gamma,
             importance_weights=importance,
         )
         mode = "train" if self.model.training else "eval"
@@ -358,7 +408,7 @@ class PrefixRFTTrainer(GRPOTrainer):
         if off_policy is not None:
             n_off = self.accelerator.reduce(off_policy.sum().float(), reduction="sum").item()
             if n_off:
-                shaping = policy_shaping(logps.detach(), self.prefix_args.shaping_gamma)
+                shaping = policy_shaping(logps.detach(), self.algorithm.shaping_gamma)
                 self._metrics[mode]["off_policy/shaping_weight_mean"].append(
                     self._masked_global_mean(shaping, off_policy)
                 )

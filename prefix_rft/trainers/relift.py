@@ -18,12 +18,20 @@ from __future__ import annotations
 import json
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from prefix_rft.trainers.demonstrations import demonstration_logps, demonstration_text, pad_ids
+from prefix_rft.config.errors import ConfigError
+from prefix_rft.trainers.algorithm_config import knob
+from prefix_rft.trainers.demonstrations import (
+    SupervisedTermConfig,
+    demonstration_logps,
+    demonstration_text,
+    pad_ids,
+)
 from prefix_rft.trainers.prefix_rft import PrefixRFTTrainer
 from prefix_rft.trainers.relift_buffer import SFTBuffer, failed_groups
 
@@ -31,26 +39,38 @@ STATE_FILE = "relift_state.json"
 OPTIMIZER_FILE = "relift_sft_optimizer.pt"
 
 
+@dataclass
+class ReLIFTConfig(SupervisedTermConfig):
+    """ReLIFT: Dr. GRPO every step, SFT steps on a buffer of the prompts whose rollouts all failed."""
+
+    sft_buffer_size: int = knob(
+        128, "Prompts the buffer of failed prompts holds before one SFT step runs on them (published: 128)."
+    )
+    sft_learning_rate: float = knob(
+        1.0e-6, "Learning rate of the SFT steps' own AdamW optimizer (published: 1e-6)."
+    )
+
+    def check(self, args) -> None:
+        super().check(args)
+        if self.sft_buffer_size < 1:
+            raise ConfigError(f"algorithm.sft_buffer_size={self.sft_buffer_size} must be >= 1")
+        if self.sft_learning_rate <= 0:
+            raise ConfigError(f"algorithm.sft_learning_rate={self.sft_learning_rate} must be > 0")
+
+
 class ReLIFTTrainer(PrefixRFTTrainer):
     """PrefixRFTTrainer (used with ``num_prefixed=0``) plus ReLIFT's buffer of hard prompts and SFT steps."""
 
-    def __init__(
-        self,
-        *args,
-        sft_buffer_size: int = 128,
-        sft_learning_rate: float = 1e-6,
-        sft_micro_batch_size: int = 4,
-        **kwargs,
-    ):
+    algorithm: ReLIFTConfig
+
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.is_deepspeed_enabled or self.is_fsdp_enabled:
             raise ValueError(
                 "algorithm=relift needs DDP or a single process: its SFT optimizer cannot run on "
                 "DeepSpeed/FSDP-sharded parameters"
             )
-        self.buffer = SFTBuffer(sft_buffer_size)
-        self.sft_learning_rate = sft_learning_rate
-        self.sft_micro_batch_size = sft_micro_batch_size
+        self.buffer = SFTBuffer(self.algorithm.sft_buffer_size)
         self._sft_optimizer: torch.optim.Optimizer | None = None
 
     # ------------------------------------------------------------------ collection
@@ -68,7 +88,7 @@ class ReLIFTTrainer(PrefixRFTTrainer):
         local = []
         for i, row in enumerate(inputs):
             g, slot = divmod(offset + i, self.num_generations)
-            demo = demonstration_text(row, self.prefix_args.demonstration_column)
+            demo = demonstration_text(row)
             if slot != 0 or g not in failed or demo is None:
                 continue
             prompt = output["prompt_ids"][i][output["prompt_mask"][i].bool()].tolist()
@@ -87,7 +107,9 @@ class ReLIFTTrainer(PrefixRFTTrainer):
     def _get_sft_optimizer(self) -> torch.optim.Optimizer:
         if self._sft_optimizer is None:
             params = [p for p in self.model.parameters() if p.requires_grad]
-            self._sft_optimizer = torch.optim.AdamW(params, lr=self.sft_learning_rate, weight_decay=0.0)
+            self._sft_optimizer = torch.optim.AdamW(
+                params, lr=self.algorithm.sft_learning_rate, weight_decay=0.0
+            )
         return self._sft_optimizer
 
     def training_step(self, model, inputs, num_items_in_batch=None):
@@ -103,8 +125,9 @@ class ReLIFTTrainer(PrefixRFTTrainer):
         # Every process runs the same number of forward/backward passes (DDP collectives); short shards
         # are padded with empty rows whose loss is 0.
         per_process = math.ceil(len(batch) / world)
-        n_micro = math.ceil(per_process / self.sft_micro_batch_size)
-        shard = shard + [None] * (n_micro * self.sft_micro_batch_size - len(shard))
+        micro = self.algorithm.sft_micro_batch_size
+        n_micro = math.ceil(per_process / micro)
+        shard = shard + [None] * (n_micro * micro - len(shard))
         device = self.accelerator.device
         local_tokens = sum(len(e["demo_ids"]) for e in shard if e is not None)
         total_tokens = self.accelerator.reduce(
@@ -120,7 +143,7 @@ class ReLIFTTrainer(PrefixRFTTrainer):
         was_training = model.training
         model.train()
         for k in range(n_micro):
-            rows = shard[k * self.sft_micro_batch_size : (k + 1) * self.sft_micro_batch_size]
+            rows = shard[k * micro : (k + 1) * micro]
             pad = self.processing_class.pad_token_id
             prompt_ids, prompt_mask = pad_ids(
                 [e["prompt_ids"] if e else [pad] for e in rows], pad, side="left", device=device

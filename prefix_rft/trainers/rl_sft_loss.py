@@ -12,22 +12,40 @@ counts once however many rollouts it has.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from prefix_rft.config.errors import ConfigError
 from prefix_rft.losses import sft_nll
-from prefix_rft.trainers.demonstrations import demonstration_logps, demonstration_text, pad_ids
+from prefix_rft.trainers.algorithm_config import knob
+from prefix_rft.trainers.demonstrations import (
+    SupervisedTermConfig,
+    demonstration_logps,
+    demonstration_text,
+    pad_ids,
+)
 from prefix_rft.trainers.prefix_rft import PrefixRFTTrainer
 
 
-class RLWithSFTLossTrainer(PrefixRFTTrainer):
-    """PrefixRFTTrainer with an NLL term on demonstrations, weighted by ``sft_coef``."""
+@dataclass
+class RLWithSFTLossConfig(SupervisedTermConfig):
+    """RL with SFT loss: Dr. GRPO plus ``sft_coef`` x the token-mean NLL of the batch's demonstrations."""
 
-    def __init__(self, *args, sft_coef: float, sft_micro_batch_size: int = 4, **kwargs):
-        super().__init__(*args, **kwargs)
-        if sft_coef < 0:
-            raise ValueError(f"sft_coef={sft_coef} must be >= 0")
-        self.sft_coef = sft_coef
-        self.sft_micro_batch_size = sft_micro_batch_size
+    sft_coef: float = knob(
+        0.1, "Weight of the NLL of the demonstrations of the batch's prompts (not published; 0.1 is ours)."
+    )
+
+    def check(self, args) -> None:
+        super().check(args)
+        if self.sft_coef < 0:
+            raise ConfigError(f"algorithm.sft_coef={self.sft_coef} must be >= 0")
+
+
+class RLWithSFTLossTrainer(PrefixRFTTrainer):
+    """PrefixRFTTrainer with an NLL term on demonstrations, weighted by ``algorithm.sft_coef``."""
+
+    algorithm: RLWithSFTLossConfig
 
     def _demonstration_targets(self, inputs) -> list[list[int]]:
         """Demonstration ids (cut to the completion budget, closed with end-of-turn) for the first slot of
@@ -35,7 +53,7 @@ class RLWithSFTLossTrainer(PrefixRFTTrainer):
         offset = self.accelerator.process_index * len(inputs)
         targets: list[list[int]] = []
         for i, row in enumerate(inputs):
-            demo = demonstration_text(row, self.prefix_args.demonstration_column)
+            demo = demonstration_text(row)
             if (offset + i) % self.num_generations != 0 or demo is None:
                 targets.append([])
                 continue
@@ -56,7 +74,7 @@ class RLWithSFTLossTrainer(PrefixRFTTrainer):
         demo_mask = inputs["demo_mask"]
         rows = demo_mask.any(dim=1)  # only rows that carry a demonstration need a forward pass
         stat = torch.zeros(2, device=loss.device)
-        if self.sft_coef > 0 and rows.any():
+        if self.algorithm.sft_coef > 0 and rows.any():
             logps = demonstration_logps(
                 self,
                 model,
@@ -64,11 +82,11 @@ class RLWithSFTLossTrainer(PrefixRFTTrainer):
                 inputs["prompt_mask"][rows],
                 inputs["demo_ids"][rows],
                 demo_mask[rows],
-                batch_size=self.sft_micro_batch_size,
+                batch_size=self.algorithm.sft_micro_batch_size,
             )
             nll = sft_nll(logps, demo_mask[rows], reduction="token_mean")
             scale = self.current_gradient_accumulation_steps if mode == "train" else 1
-            loss = loss + self.sft_coef * nll / scale
+            loss = loss + self.algorithm.sft_coef * nll / scale
             stat = torch.stack([nll.detach().float(), torch.ones((), device=loss.device)])
         # Collective on every process, whether or not its micro-batch had demonstrations.
         total, count = self.accelerator.reduce(stat, reduction="sum").tolist()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datasets import Dataset
 
+from prefix_rft.data.columns import DEMONSTRATION, PROMPT
 
-def demonstrations_dataset(train_dataset: Dataset, column: str = "demonstration") -> Dataset:
+
+def demonstrations_dataset(train_dataset: Dataset, column: str = DEMONSTRATION) -> Dataset:
     """Prompt-completion rows for SFTTrainer: the RL prompt (same template) and one assistant turn per
     demonstration. Rows with several demonstrations give one example each; rows without one are dropped.
 
@@ -22,7 +24,7 @@ def demonstrations_dataset(train_dataset: Dataset, column: str = "demonstration"
         demos = demos if isinstance(demos, (list, tuple)) else [demos]
         for demo in demos:
             if demo:
-                rows.append({"prompt": row["prompt"], "completion": [{"role": "assistant", "content": demo}]})
+                rows.append({"prompt": row[PROMPT], "completion": [{"role": "assistant", "content": demo}]})
     if not rows:
         raise ValueError(f"SFT needs demonstrations: no row of the training data has a non-empty {column!r}")
     return Dataset.from_list(rows)

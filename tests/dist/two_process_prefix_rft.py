@@ -33,13 +33,13 @@ def record_thresholds(records: list[dict]) -> None:
 
     def wrapped(self, values: torch.Tensor, largest: bool):
         threshold = original(self, values, largest)
-        local = top_fraction_threshold(values.float(), self.prefix_args.keep_fraction, largest=largest)
+        local = top_fraction_threshold(values.float(), self.algorithm.keep_fraction, largest=largest)
         records.append(
             {
                 "step": self.state.global_step,
                 "num_local_prefix_tokens": int(values.numel()),
                 "entropies": values.float().tolist(),
-                "keep_fraction": self.prefix_args.keep_fraction,
+                "keep_fraction": self.algorithm.keep_fraction,
                 "largest": largest,
                 "threshold": None if threshold is None else float(threshold),
                 "local_threshold": None if local is None else float(local),

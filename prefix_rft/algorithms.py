@@ -1,0 +1,93 @@
+"""The algorithm registry: one entry per algorithm, the only place its name is tied to its code.
+
+An entry names the RL trainer class, the config class that holds the algorithm's knobs
+(``algorithm.*``: fields with defaults and help, checks in ``check``), whether it trains on
+demonstrations, and its stages in order: ``sft`` (TRL's SFTTrainer on the demonstrations, settings
+``sft_trainer.*``) and ``rl`` (the entry's trainer). The Hydra group ``algorithm`` is generated from
+these entries (:mod:`prefix_rft.config.algorithm_args`), the pipeline runs their stages
+(:mod:`prefix_rft.pipeline`) and the start-up checks ask them (:mod:`prefix_rft.config.validate`).
+
+Adding an algorithm: write its trainer (a ``GRPOTrainer`` subclass) and its config class next to it,
+then one line here (or a call of :func:`register_algorithm` in your own code). A YAML file
+``conf/algorithm/<name>.yaml`` is optional: it adds preset values of other groups (``trainer.*``,
+the scheduler); without one, ``algorithm=<name>`` selects the registered defaults directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from trl import GRPOTrainer
+
+from prefix_rft.config.errors import ConfigError
+from prefix_rft.trainers.algorithm_config import AlgorithmConfig
+from prefix_rft.trainers.prefix_rft import LUFFYConfig, PrefixRFTConfig, PrefixRFTTrainer
+from prefix_rft.trainers.relift import ReLIFTConfig, ReLIFTTrainer
+from prefix_rft.trainers.rl_sft_loss import RLWithSFTLossConfig, RLWithSFTLossTrainer
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One registered algorithm."""
+
+    name: str
+    # The dataclass of its knobs (algorithm.*): AlgorithmConfig or a subclass.
+    config: type[AlgorithmConfig]
+    # Trainer of its "rl" stage (GRPOTrainer or a subclass); None for SFT-only algorithms.
+    trainer: type | None
+    # Stages in the order they run, each from the previous stage's final model.
+    stages: tuple[str, ...]
+    # Trains on demonstrations whatever its knobs say (its config may add cases: needs_demonstrations()).
+    needs_demonstrations: bool
+
+    def requires_demonstrations(self, config: AlgorithmConfig) -> bool:
+        """Whether this algorithm with these knob values needs a demonstration column."""
+        return self.needs_demonstrations or config.needs_demonstrations()
+
+
+ALGORITHMS: dict[str, Algorithm] = {}
+
+
+def register_algorithm(
+    name: str,
+    config: type[AlgorithmConfig] = AlgorithmConfig,
+    trainer: type | None = GRPOTrainer,
+    stages: tuple[str, ...] = ("rl",),
+    needs_demonstrations: bool | None = None,
+) -> Algorithm:
+    """Add (or replace) an algorithm; ``needs_demonstrations`` defaults to "has an SFT stage"."""
+    from prefix_rft.config.build import STAGE_BUILDERS
+
+    if not stages or any(s not in STAGE_BUILDERS for s in stages):
+        raise ValueError(
+            f"algorithm {name}: stages {list(stages)} must be a non-empty list of {list(STAGE_BUILDERS)}"
+        )
+    if ("rl" in stages) != (trainer is not None):
+        raise ValueError(f"algorithm {name}: a trainer class is needed exactly when there is an 'rl' stage")
+    needs = "sft" in stages if needs_demonstrations is None else needs_demonstrations
+    entry = Algorithm(name, config, trainer, tuple(stages), needs)
+    ALGORITHMS[name] = entry
+    return entry
+
+
+def unregister_algorithm(name: str) -> None:
+    """Remove an algorithm (tests that register a temporary one)."""
+    ALGORITHMS.pop(name, None)
+
+
+def get_algorithm(name: str) -> Algorithm:
+    """The entry of ``name``; an unknown name is a :class:`ConfigError` listing the known ones."""
+    if name not in ALGORITHMS:
+        raise ConfigError(
+            f"algorithm.name={name!r} is not a registered algorithm; expected one of {sorted(ALGORITHMS)}"
+        )
+    return ALGORITHMS[name]
+
+
+register_algorithm("sft", trainer=None, stages=("sft",))
+register_algorithm("rft")
+register_algorithm("sft_then_rft", stages=("sft", "rl"))
+register_algorithm("rl_sft_loss", RLWithSFTLossConfig, RLWithSFTLossTrainer)
+register_algorithm("luffy", LUFFYConfig, PrefixRFTTrainer)
+register_algorithm("relift", ReLIFTConfig, ReLIFTTrainer)
+register_algorithm("prefix_rft", PrefixRFTConfig, PrefixRFTTrainer)

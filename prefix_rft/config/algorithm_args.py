@@ -1,0 +1,92 @@
+"""The ``algorithm`` config group, generated from the algorithm registry like ``trainer.*`` is from TRL.
+
+* :func:`make_algorithm_args_class` builds the group's schema: ``name`` plus every knob of every
+  registered config class, typed, with its help text, MISSING ("not set") by default. A key no
+  algorithm has is a schema error at start-up; a wrong type too.
+* :func:`algorithm_defaults` is one generated Hydra node per algorithm: its name and its config
+  class's defaults. ``conf/algorithm/<name>.yaml`` pulls it in with
+  ``- /algorithm_registry@algorithm: <name>``; an algorithm without a YAML gets it as the option
+  ``algorithm=<name>`` itself.
+* :func:`algorithm_from_config` turns the composed group into the entry and its typed config. Knobs
+  set for other algorithms (a sweep's shared overrides, the CPU scale's ReLIFT buffer) are ignored,
+  as TRL ignores the ``trainer.*`` fields a trainer does not read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import typing
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+
+from prefix_rft.algorithms import ALGORITHMS, Algorithm, get_algorithm
+from prefix_rft.config.trainer_args import hydra_type
+from prefix_rft.trainers.algorithm_config import AlgorithmConfig
+
+logger = logging.getLogger(__name__)
+
+# The Hydra group that holds the generated per-algorithm defaults.
+REGISTRY_GROUP = "algorithm_registry"
+
+
+def knob_fields() -> dict[str, tuple[Any, str]]:
+    """``{knob: (type, help)}`` over every registered config class; a knob has one type everywhere."""
+    knobs: dict[str, tuple[Any, str]] = {}
+    owner: dict[str, str] = {}
+    for entry in ALGORITHMS.values():
+        hints = typing.get_type_hints(entry.config)
+        for f in dataclasses.fields(entry.config):
+            tp = hydra_type(hints[f.name])
+            if f.name in knobs and knobs[f.name][0] != tp:
+                raise TypeError(
+                    f"algorithm knob {f.name} is {knobs[f.name][0]} in {owner[f.name]} but {tp} in "
+                    f"{entry.config.__name__}: one knob name, one type"
+                )
+            knobs.setdefault(f.name, (tp, (f.metadata or {}).get("help", "")))
+            owner.setdefault(f.name, entry.config.__name__)
+    return knobs
+
+
+def make_algorithm_args_class() -> type:
+    """The schema of the ``algorithm`` group: ``name`` plus the union of the registered knobs."""
+    spec: list[tuple[str, Any, Any]] = [
+        ("name", str, dataclasses.field(default=MISSING, metadata={"help": "A registered algorithm."}))
+    ]
+    for name, (tp, help_text) in sorted(knob_fields().items()):
+        spec.append((name, tp, dataclasses.field(default=MISSING, metadata={"help": help_text})))
+    cls = dataclasses.make_dataclass("AlgorithmArgs", spec)
+    cls.__doc__ = "Knobs of the registered algorithms; each algorithm reads its own (prefix_rft.algorithms)."
+    return cls
+
+
+def algorithm_defaults(entry: Algorithm) -> dict[str, Any]:
+    """The generated node of one algorithm: its name and the defaults of its config class."""
+    return {"name": entry.name, **dataclasses.asdict(entry.config())}
+
+
+def set_algorithm_args(algo_cfg: DictConfig) -> dict[str, Any]:
+    """The ``algorithm.*`` values that are set (not MISSING), ``name`` included."""
+    return {k: algo_cfg[k] for k in algo_cfg if not OmegaConf.is_missing(algo_cfg, k)}
+
+
+def ignored_knobs(cfg: DictConfig) -> list[str]:
+    """Knobs set in the config that the selected algorithm does not have."""
+    entry = get_algorithm(cfg.algorithm.name)
+    own = {f.name for f in dataclasses.fields(entry.config)}
+    return sorted(k for k in set_algorithm_args(cfg.algorithm) if k != "name" and k not in own)
+
+
+def algorithm_from_config(cfg: DictConfig) -> tuple[Algorithm, AlgorithmConfig]:
+    """The registry entry of ``algorithm.name`` and its config built from the ``algorithm.*`` values."""
+    entry = get_algorithm(cfg.algorithm.name)
+    values = set_algorithm_args(cfg.algorithm)
+    own = {f.name for f in dataclasses.fields(entry.config)}
+    return entry, entry.config(**{k: v for k, v in values.items() if k in own})
+
+
+def resolved_algorithm(cfg: DictConfig) -> dict[str, Any]:
+    """What the run used: the name and every knob of the selected algorithm (for config.yaml)."""
+    entry, config = algorithm_from_config(cfg)
+    return {"name": entry.name, **dataclasses.asdict(config)}
