@@ -19,11 +19,15 @@ from dataclasses import dataclass
 
 from trl import GRPOTrainer
 
-from prefix_rft.config.errors import ConfigError
+from prefix_rft.errors import ConfigError
 from prefix_rft.trainers.algorithm_config import AlgorithmConfig
 from prefix_rft.trainers.prefix_rft import LUFFYConfig, PrefixRFTConfig, PrefixRFTTrainer
 from prefix_rft.trainers.relift import ReLIFTConfig, ReLIFTTrainer
 from prefix_rft.trainers.rl_sft_loss import RLWithSFTLossConfig, RLWithSFTLossTrainer
+
+# What a stage trains: "sft" = TRL's SFTTrainer on the demonstrations (settings sft_trainer.* over
+# trainer.*), "rl" = the algorithm's trainer. Each kind's builder: prefix_rft.config.build.STAGE_BUILDERS.
+STAGE_KINDS = ("sft", "rl")
 
 
 @dataclass(frozen=True)
@@ -56,12 +60,8 @@ def register_algorithm(
     needs_demonstrations: bool | None = None,
 ) -> Algorithm:
     """Add (or replace) an algorithm; ``needs_demonstrations`` defaults to "has an SFT stage"."""
-    from prefix_rft.config.build import STAGE_BUILDERS
-
-    if not stages or any(s not in STAGE_BUILDERS for s in stages):
-        raise ValueError(
-            f"algorithm {name}: stages {list(stages)} must be a non-empty list of {list(STAGE_BUILDERS)}"
-        )
+    if not stages or any(s not in STAGE_KINDS for s in stages):
+        raise ValueError(f"algorithm {name}: stages {list(stages)} must be a non-empty list of {STAGE_KINDS}")
     if ("rl" in stages) != (trainer is not None):
         raise ValueError(f"algorithm {name}: a trainer class is needed exactly when there is an 'rl' stage")
     needs = "sft" in stages if needs_demonstrations is None else needs_demonstrations

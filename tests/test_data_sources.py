@@ -140,7 +140,8 @@ def test_real_math_solutions_tokenize_and_cut_at_token_boundaries(shared_data, q
 def test_measured_pass_rates_are_per_problem_fractions(tiny_model_dir, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from prefix_rft.data.subsets import measure_pass_rates, problem_key
+    from prefix_rft.data.subsets import problem_key
+    from prefix_rft.eval.pass_rates import measure_pass_rates
 
     ds = load_train_dataset(compose_config(["data.synthetic.num_train=3"]).data)
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)

@@ -98,8 +98,8 @@ class FakeGenerator:
 
 
 def test_runner_resume_counts_exactly(tmp_path):
-    from prefix_rft.eval.benchmarks import load_synthetic
     from prefix_rft.eval.metrics import pass_at_k
+    from prefix_rft.eval.suites import load_synthetic
     from prefix_rft.rewards.grader import Grader
 
     records = load_synthetic(ITEMS, seed=1)

@@ -8,18 +8,19 @@ from math import comb
 
 import pytest
 
-from prefix_rft.eval.benchmarks import (
+from prefix_rft.eval.metrics import aggregate_benchmark, avg_at_k, pass_at_k, unweighted_average
+from prefix_rft.eval.report import summarize, write_summary
+from prefix_rft.eval.runner import make_prompt
+from prefix_rft.eval.samples_file import read_samples, repair_tail
+from prefix_rft.eval.suites import (
     BenchmarkError,
     canonical_name,
     column_order,
-    extract_choice,
     get_spec,
     record_from_row,
 )
-from prefix_rft.eval.metrics import aggregate_benchmark, avg_at_k, pass_at_k, unweighted_average
-from prefix_rft.eval.report import summarize, write_summary
-from prefix_rft.eval.runner import make_prompt, read_samples, repair_tail
 from prefix_rft.rewards.grader import normalize_gold
+from prefix_rft.rewards.grading import extract_choice
 
 
 def test_pass_at_k_hand_computed():
@@ -190,7 +191,7 @@ def test_eval_config_schema_rejects_unknown_keys_and_bad_values(tmp_path):
     from hydra.core.global_hydra import GlobalHydra
 
     from prefix_rft.config.compose import conf_dir
-    from prefix_rft.config.eval_schema import ConfigError, register_eval_configs
+    from prefix_rft.eval.config import ConfigError, register_eval_configs
     from prefix_rft.eval.runner import run_evaluation
 
     register_eval_configs()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prefix_rft.eval.benchmarks import get_spec, load_benchmarks, load_jsonl, load_luffy_parquet
+from prefix_rft.eval.suites import get_spec, load_benchmarks, load_jsonl, load_luffy_parquet
 from prefix_rft.rewards.grader import Grader, normalize_gold
 
 # (rows in the parquet, unique problems) per benchmark of luffy_valid_all.parquet

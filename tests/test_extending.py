@@ -2,6 +2,7 @@
 
 * an algorithm: one trainer class, one config class, one registry line, then ``algorithm=<name>``;
 * a reward: a function by import path with parameters, reading an extra data column;
+* an evaluation benchmark: one registry entry and its file, graded in its answer style.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ from trl import GRPOTrainer
 
 from prefix_rft.algorithms import register_algorithm, unregister_algorithm
 from prefix_rft.config.compose import compose_config
-from prefix_rft.config.errors import ConfigError
 from prefix_rft.config.validate import validate_train_config
+from prefix_rft.errors import ConfigError
 from prefix_rft.trainers.algorithm_config import AlgorithmConfig, knob
 
 # ----------------------------------------------------------------------------- an algorithm
@@ -166,3 +167,66 @@ def test_a_new_reward_by_import_path_with_parameters_and_an_extra_column(tiny_mo
         validate_train_config(compose_config([*overrides, "reward.funcs=[{name:no_such_module:f}]"]))
     with pytest.raises(Exception, match="extra_columns.*nope"):
         load_train_dataset(compose_config([*overrides, "data.extra_columns=[nope]"]).data)
+
+
+# ----------------------------------------------------------------------------- an evaluation benchmark
+
+
+class LetterGenerator:
+    """Stands in for a model: answers every question with the letter its text asks for, in a box."""
+
+    def __init__(self):
+        from prefix_rft.models.tiny import build_tiny_tokenizer
+
+        self.tokenizer = build_tiny_tokenizer()
+        self.calls = 0
+
+    def generate(self, prompt_ids, sampling, seeds) -> list[str]:
+        self.calls += len(prompt_ids)
+        texts = self.tokenizer.batch_decode(prompt_ids)
+        # "pick X" in the question -> answer X (the toy benchmark's questions say which letter is right)
+        return [f"The answer is \\boxed{{{t.split('pick ')[1][0]}}}." for t in texts]
+
+
+def test_a_new_benchmark_is_a_registry_entry_and_its_file(tmp_path):
+    from prefix_rft.eval.runner import run_evaluation
+    from prefix_rft.eval.suites import REGISTRY, BenchmarkSpec, canonical_name, register_benchmark
+    from prefix_rft.rewards.grader import Grader
+
+    spec = register_benchmark(
+        BenchmarkSpec(
+            "Toy-MC",
+            samples=2,
+            aliases=("toy_mc",),
+            jsonl_file="toy_mc.jsonl",
+            answer_style="choice",
+            ood=True,
+        )
+    )
+    try:
+        rows = [
+            {"question": f"Which letter? pick {'ABCD'[i % 4]}", "answer": "ABCD"[(i * 3) % 4]}
+            for i in range(6)
+        ]
+        (tmp_path / "toy_mc.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        generator = LetterGenerator()
+        with Grader() as grader:
+            summary = run_evaluation(
+                {
+                    "benchmarks": ["toy-mc"],  # any alias, case and separators ignored
+                    "data_dir": str(tmp_path),
+                    "output_dir": str(tmp_path / "eval"),
+                    "progress": False,
+                },
+                generator=generator,
+                grader=grader,
+            )
+    finally:
+        REGISTRY.pop(spec.name)
+    assert canonical_name("toy_mc") == "Toy-MC"
+    bench = summary["benchmarks"]["Toy-MC"]
+    assert generator.calls == 6 * 2 and bench["metric"] == "avg@2"  # the registered default samples
+    # The model picks A B C D A B, the answers are A D C B A D: items 0, 2 and 4 are right.
+    assert bench["score"] == 0.5 and summary["average_ood"]["score"] == 0.5  # averaged apart (ood=True)
+    samples = [json.loads(line) for line in (tmp_path / "eval" / "samples.jsonl").read_text().splitlines()]
+    assert [s["pred"] for s in samples if s["sample"] == 0] == list("ABCDAB")  # graded as letters

@@ -19,9 +19,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from prefix_rft.eval.benchmarks import PAPER_COLUMNS, column_order
 from prefix_rft.eval.paper_results import PAPER_MODEL, PAPER_RESULTS
 from prefix_rft.eval.report import markdown_table, score_row
+from prefix_rft.eval.suites import PAPER_COLUMNS, column_order
 
 OUTPUT_FILES = ("comparison.md", "comparison.csv", "comparison.png")
 

@@ -7,7 +7,7 @@ prefix-rft-eval model_path=outputs/prefix_rft/qwen2.5-math-7b-openr1/<run> backe
 prefix-rft-eval model_path=Qwen/Qwen2.5-Math-7B benchmarks=[math500,minerva] \\
     data_dir=../shared/data/solutions max_items=50 output_dir=outputs/eval/base-quick
 
-Keys (all documented in prefix_rft/config/eval_schema.py):
+Keys (all documented in prefix_rft/eval/config.py):
 
 * model: ``model_path`` (hub id, builtin:<preset>, checkpoint folder, or LoRA adapter folder),
   ``adapter_path``, ``dtype``, ``chat_template``, ``config_overrides``, ``run_name``.
@@ -33,15 +33,16 @@ def main() -> None:
     import hydra
 
     from prefix_rft.config.compose import conf_dir
-    from prefix_rft.config.eval_schema import ConfigError, register_eval_configs
+    from prefix_rft.errors import ConfigError
+    from prefix_rft.eval.config import register_eval_configs
 
     register_eval_configs()
 
     def task(cfg: DictConfig) -> None:
-        from prefix_rft.eval.benchmarks import BenchmarkError
         from prefix_rft.eval.generate import BackendUnavailable
         from prefix_rft.eval.report import pct
         from prefix_rft.eval.runner import run_evaluation
+        from prefix_rft.eval.suites import BenchmarkError
 
         # Resolve once: ${now:...} in output_dir must not change between two reads.
         resolved = OmegaConf.to_container(cfg, resolve=True)

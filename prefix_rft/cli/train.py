@@ -42,8 +42,8 @@ def main() -> None:
     import hydra
 
     from prefix_rft.config.compose import conf_dir
-    from prefix_rft.config.errors import ConfigError
     from prefix_rft.config.schema import register_configs
+    from prefix_rft.errors import ConfigError
     from prefix_rft.pipeline import run_training
 
     register_configs()

@@ -9,6 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from prefix_rft.algorithms import STAGE_KINDS
 from prefix_rft.config.trainer_args import set_trainer_args
 
 logger = logging.getLogger(__name__)
@@ -141,5 +142,5 @@ def build_sft_trainer(cfg: DictConfig, model, tokenizer, train_dataset):
     )
 
 
-# What each kind of stage (prefix_rft.algorithms.STAGE_KINDS) builds its trainer with.
-STAGE_BUILDERS = {"sft": build_sft_trainer, "rl": build_rl_trainer}
+# The trainer builder of each kind of stage, in the order of prefix_rft.algorithms.STAGE_KINDS.
+STAGE_BUILDERS = dict(zip(STAGE_KINDS, (build_sft_trainer, build_rl_trainer)))

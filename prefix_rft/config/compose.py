@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 from omegaconf import DictConfig
 
-CONF_ENV = "PREFIX_RFT_CONF"
+from prefix_rft.config.paths import CONF_ENV, conf_dir
 
-
-def conf_dir() -> Path:
-    """The Hydra config directory: ``$PREFIX_RFT_CONF`` or ``conf/`` at the repository root."""
-    env = os.environ.get(CONF_ENV)
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "conf"
-    if not (path / "config.yaml").is_file():
-        raise FileNotFoundError(
-            f"Hydra config directory not found at {path} (expected {path / 'config.yaml'}). Install the "
-            f"project from a clone with `pip install -e .`, or point {CONF_ENV} at a copy of conf/."
-        )
-    return path
+__all__ = ["CONF_ENV", "compose_config", "conf_dir"]
 
 
 def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:

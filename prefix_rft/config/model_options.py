@@ -1,7 +1,7 @@
 """How a model is loaded: the options shared by training (``model.*``) and evaluation (top-level keys).
 
 One dataclass, inherited by :class:`prefix_rft.config.schema.ModelConfig` and
-:class:`prefix_rft.config.eval_schema.EvalConfig`, and read by :mod:`prefix_rft.models.load`.
+:class:`prefix_rft.eval.config.EvalConfig`, and read by :mod:`prefix_rft.models.load`.
 Kept free of heavy imports (the evaluation command does not load TRL).
 """
 

@@ -238,7 +238,7 @@ def register_configs() -> None:
     ``conf/algorithm/<name>.yaml`` pulls in), and ``algorithm/<name>`` itself when there is no such YAML."""
     from prefix_rft.algorithms import ALGORITHMS
     from prefix_rft.config.algorithm_args import REGISTRY_GROUP, algorithm_defaults
-    from prefix_rft.config.compose import conf_dir
+    from prefix_rft.config.paths import conf_dir
 
     store = ConfigStore.instance()
     store.store(name="train_schema", node=train_config_class())

@@ -12,8 +12,8 @@ import logging
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from prefix_rft.config.errors import ConfigError, one_of
 from prefix_rft.config.trainer_args import TrainerValues, set_trainer_args
+from prefix_rft.errors import ConfigError, one_of
 
 __all__ = ["ConfigError", "check_schema", "validate_train_config"]
 

@@ -1,15 +1,14 @@
 """Training subsets: a seeded fraction / size cap (the paper's 10% and 1% ablations) and the "hard" subset
 of prompts a given model rarely solves (the paper's hardest-prompts analysis).
 
-Measure pass rates once, then train on the hard subset:
+Measure pass rates once (:mod:`prefix_rft.eval.pass_rates`), then train on the hard subset:
 
-    python -m prefix_rft.data.subsets --model builtin:tiny-warm --out pass_rates.jsonl --samples 8
+    prefix-rft-pass-rates --model builtin:tiny-warm --out pass_rates.jsonl --samples 8
     prefix-rft-train data.pass_rate_file=pass_rates.jsonl data.max_pass_rate=0.0
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from pathlib import Path
@@ -38,7 +37,7 @@ def problem_key(prompt: list[dict[str, str]] | str) -> str:
 
 
 def load_pass_rates(path: str | Path) -> dict[str, float]:
-    """``{problem key: pass rate}`` from a JSONL written by :func:`measure_pass_rates`."""
+    """``{problem key: pass rate}`` from a JSONL written by ``prefix-rft-pass-rates``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data.pass_rate_file={path} does not exist")
@@ -63,66 +62,3 @@ def select_hard(ds: Dataset, pass_rates: dict[str, float], max_pass_rate: float)
             f"{unmeasured[0]}); measure the same data and template"
         )
     return ds.select([i for i, k in enumerate(keys) if pass_rates[k] <= max_pass_rate])
-
-
-def measure_pass_rates(
-    model,
-    tokenizer,
-    ds: Dataset,
-    *,
-    samples: int = 8,
-    temperature: float = 1.0,
-    max_new_tokens: int = 256,
-    batch_size: int = 16,
-    seed: int = 0,
-) -> list[dict]:
-    """Pass rate (correct samples / ``samples``) of ``model`` on each row of ``ds`` (prompt, answer)."""
-    from prefix_rft.eval.heldout import sample_scores
-
-    records = [{"prompt": p, "answer": a} for p, a in zip(ds["prompt"], ds["answer"])]
-    scores = sample_scores(
-        model, tokenizer, records, samples=samples, temperature=temperature,
-        max_new_tokens=max_new_tokens, batch_size=batch_size, seed=seed,
-    )  # fmt: skip
-    return [
-        {"problem": problem_key(r["prompt"]), "pass_rate": sum(s) / samples} for r, s in zip(records, scores)
-    ]
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m prefix_rft.data.subsets``: measure pass rates of a model on the training data."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--model", required=True, help="hub id, local dir or builtin:<preset>")
-    parser.add_argument("--out", required=True, help="output JSONL of {problem, pass_rate}")
-    parser.add_argument("--samples", type=int, default=8)
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--max-new-tokens", type=int, default=256)
-    parser.add_argument(
-        "overrides", nargs="*", help="Hydra overrides for the data, e.g. data.synthetic.num_train=200"
-    )
-    args = parser.parse_args(argv)
-
-    from prefix_rft.config.compose import compose_config
-    from prefix_rft.data.sources import load_train_dataset
-    from prefix_rft.models.load import load_model, load_tokenizer, resolve_model_path
-
-    cfg = compose_config([f"model.name_or_path={args.model}", "output_dir=unused", *args.overrides])
-    path = resolve_model_path(cfg.model.name_or_path)
-    tokenizer = load_tokenizer(cfg.model, path)
-    rows = measure_pass_rates(
-        load_model(cfg.model, path),
-        tokenizer,
-        load_train_dataset(cfg.data, apply_pass_rates=False),
-        samples=args.samples,
-        temperature=args.temperature,
-        max_new_tokens=args.max_new_tokens,
-    )
-    Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows))
-    hard = sum(r["pass_rate"] == 0 for r in rows)
-    print(f"wrote {len(rows)} pass rates to {args.out}; {hard} problems never solved")
-
-
-if __name__ == "__main__":
-    main()

@@ -12,13 +12,15 @@ serves it through a ``LoRARequest``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Protocol
+
+from prefix_rft.config.model_options import ModelOptions
 
 logger = logging.getLogger(__name__)
 
@@ -45,20 +47,24 @@ class ModelSource:
     adapter: str | None = None
     # Tokenizer folder: the adapter/checkpoint's own when it saved one, else the base model's.
     tokenizer: str = ""
-    # Options passed to prefix_rft.models.load (dtype, chat_template, revision, ...).
-    options: dict[str, Any] = field(default_factory=dict)
+    # How prefix_rft.models.load loads weights and tokenizer (dtype, chat_template, revision, ...).
+    options: ModelOptions = field(default_factory=ModelOptions)
 
 
 def _has_tokenizer(folder: Path) -> bool:
     return (folder / "tokenizer_config.json").is_file()
 
 
-def resolve_model_source(model_path: str, adapter_path: str | None = None, **options: Any) -> ModelSource:
+def resolve_model_source(
+    model_path: str, adapter_path: str | None = None, options: ModelOptions | None = None, **fields: Any
+) -> ModelSource:
     """Work out base weights, adapter and tokenizer folder for ``model_path`` / ``adapter_path``.
 
     A folder with ``adapter_config.json`` and no ``config.json`` is an adapter: its
     ``base_model_name_or_path`` becomes the base (``builtin:`` presets are built on first use).
+    ``options`` (or its ``fields`` as keywords, e.g. ``dtype="float32"``): how the model is loaded.
     """
+    options = options or ModelOptions(**fields)
     from prefix_rft.models.load import resolve_model_path
 
     base, adapter = model_path, adapter_path
@@ -95,25 +101,11 @@ def _adapter_base(folder: Path) -> str:
     return base
 
 
-def _model_cfg(source: ModelSource, name: str) -> SimpleNamespace:
-    """The duck-typed model config that prefix_rft.models.load reads."""
-    opts = source.options
-    return SimpleNamespace(
-        name_or_path=name,
-        revision=opts.get("revision"),
-        trust_remote_code=bool(opts.get("trust_remote_code", False)),
-        chat_template=opts.get("chat_template"),
-        dtype=opts.get("dtype", "auto"),
-        attn_implementation=opts.get("attn_implementation"),
-        config_overrides=dict(opts.get("config_overrides") or {}),
-    )
-
-
 def load_eval_tokenizer(source: ModelSource):
     """The tokenizer with the configured chat template and a pad token (see prefix_rft.models.load)."""
     from prefix_rft.models.load import load_tokenizer
 
-    return load_tokenizer(_model_cfg(source, source.tokenizer), source.tokenizer)
+    return load_tokenizer(source.options, source.tokenizer)
 
 
 def encode_prompts(
@@ -165,7 +157,7 @@ class TransformersGenerator:
         from prefix_rft.models.load import load_model
 
         self.tokenizer = load_eval_tokenizer(source)
-        model = load_model(_model_cfg(source, source.base), source.base)
+        model = load_model(source.options, source.base)
         if source.adapter is not None:
             from peft import PeftModel
 
@@ -230,17 +222,16 @@ class VllmGenerator:
         self.tokenizer = load_eval_tokenizer(source)
         opts = source.options
         kwargs: dict[str, Any] = {}
-        if opts.get("config_overrides"):
-            kwargs["hf_overrides"] = dict(opts["config_overrides"])
+        if opts.config_overrides:
+            kwargs["hf_overrides"] = dict(opts.config_overrides)
         if source.adapter is not None:
             kwargs.update(enable_lora=True, max_lora_rank=max_lora_rank)
-        dtype = opts.get("dtype", "auto")
         self.llm = LLM(
             model=source.base,
             tokenizer=source.tokenizer,
-            revision=opts.get("revision"),
-            dtype=dtype,
-            trust_remote_code=bool(opts.get("trust_remote_code", False)),
+            revision=opts.revision,
+            dtype=opts.dtype,
+            trust_remote_code=opts.trust_remote_code,
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization,
             max_model_len=max_model_len,
@@ -280,13 +271,14 @@ class VllmGenerator:
         return [o.outputs[0].text for o in outputs]
 
 
-BACKENDS = ("transformers", "vllm")
+# Backend name -> engine class (the eval config's `backend`).
+GENERATORS: dict[str, type] = {"transformers": TransformersGenerator, "vllm": VllmGenerator}
 
 
-def make_generator(backend: str, source: ModelSource, **vllm_options: Any) -> Generator:
-    """The generator of ``backend`` (``transformers`` or ``vllm``) for ``source``."""
-    if backend == "transformers":
-        return TransformersGenerator(source)
-    if backend == "vllm":
-        return VllmGenerator(source, **vllm_options)
-    raise ValueError(f"backend={backend!r} is not valid; expected one of {list(BACKENDS)}")
+def make_generator(backend: str, source: ModelSource, vllm=None) -> Generator:
+    """The generator of ``backend`` for ``source``; ``vllm``: a VllmEvalConfig (engine options, vllm only)."""
+    if backend not in GENERATORS:
+        raise ValueError(f"backend={backend!r} is not valid; expected one of {list(GENERATORS)}")
+    if backend == "vllm" and vllm is not None:
+        return VllmGenerator(source, **dataclasses.asdict(vllm))
+    return GENERATORS[backend](source)

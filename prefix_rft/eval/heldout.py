@@ -18,37 +18,37 @@ def sample_scores(
     seed: int = 0,
 ) -> list[list[float]]:
     """Grades (1/0) of ``samples`` sampled completions per record ({prompt, answer}), in record order."""
-    from prefix_rft.rewards.grader import get_default_grader
+    from prefix_rft.eval.loop import graded_batches
 
-    grader = get_default_grader()
     was_training = model.training
     model.eval()
     torch.manual_seed(seed)
     device = next(model.parameters()).device
     old_side, tokenizer.padding_side = tokenizer.padding_side, "left"
+
+    def generate(batch: list[dict]) -> list[str]:
+        texts = [
+            tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False)
+            for r in batch
+        ]
+        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        out = model.generate(
+            **enc,
+            do_sample=temperature > 0,
+            temperature=temperature if temperature > 0 else None,
+            top_p=1.0,
+            max_new_tokens=max_new_tokens,
+            num_return_sequences=samples,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+        return tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+
     scores: list[float] = []
     try:
-        for start in range(0, len(records), batch_size):
-            batch = records[start : start + batch_size]
-            texts = [
-                tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False)
-                for r in batch
-            ]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-            out = model.generate(
-                **enc,
-                do_sample=temperature > 0,
-                temperature=temperature if temperature > 0 else None,
-                top_p=1.0,
-                max_new_tokens=max_new_tokens,
-                num_return_sequences=samples,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-            completions = tokenizer.batch_decode(
-                out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True
-            )
-            golds = [r["answer"] for r in batch for _ in range(samples)]
-            scores.extend(grader.grade_many(completions, golds))
+        for _, _, graded in graded_batches(
+            records, generate, lambda r: ("boxed", r["answer"]), batch_size=batch_size, per_item=samples
+        ):
+            scores.extend(g.score for g in graded)
     finally:
         tokenizer.padding_side = old_side
         model.train(was_training)

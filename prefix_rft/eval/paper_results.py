@@ -2,7 +2,7 @@
 
 Copied from /work/shared/docs/METHOD.md ("Reported results to compare against"): AIME24, AIME25
 and AMC are avg@32, MATH-500, Minerva and OlympiadBench pass@1, avg is the unweighted mean of the
-six. Column names are the canonical benchmark names of :mod:`prefix_rft.eval.benchmarks`.
+six. Column names are the canonical benchmark names of :mod:`prefix_rft.eval.suites`.
 """
 
 from __future__ import annotations

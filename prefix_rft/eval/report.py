@@ -15,8 +15,8 @@ import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from prefix_rft.eval.benchmarks import column_order, get_spec
 from prefix_rft.eval.metrics import aggregate_benchmark, unweighted_average
+from prefix_rft.eval.suites import column_order, get_spec
 
 SUMMARY_FILES = ("summary.json", "summary.csv", "summary.md")
 

@@ -23,7 +23,7 @@ class AlgorithmConfig:
     """An algorithm without knobs of its own (TRL's trainers as they are: RFT, SFT, SFT -> RFT)."""
 
     def check(self, args: Any) -> None:
-        """Raise :class:`~prefix_rft.config.errors.ConfigError` for invalid knobs.
+        """Raise :class:`~prefix_rft.errors.ConfigError` for invalid knobs.
 
         ``args``: the trainer arguments as TRL sees them (a ``GRPOConfig``, or the ``trainer.*`` values
         of the config with TRL's defaults filled in), read by attribute.

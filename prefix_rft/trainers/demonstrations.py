@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
-from prefix_rft.config.errors import ConfigError
 from prefix_rft.data.columns import DEMONSTRATION
+from prefix_rft.errors import ConfigError
 from prefix_rft.trainers.algorithm_config import knob
 from prefix_rft.trainers.prefix_rft import PrefixRFTConfig
 

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
-from prefix_rft.config.errors import ConfigError, one_of
 from prefix_rft.data.columns import DEMONSTRATION
+from prefix_rft.errors import ConfigError, one_of
 from prefix_rft.losses import (
     ADVANTAGE_BASELINES,
     PREFIX_UPDATE_MODES,

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from prefix_rft.config.errors import ConfigError
+from prefix_rft.errors import ConfigError
 from prefix_rft.trainers.algorithm_config import knob
 from prefix_rft.trainers.demonstrations import (
     SupervisedTermConfig,

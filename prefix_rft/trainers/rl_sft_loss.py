@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from prefix_rft.config.errors import ConfigError
+from prefix_rft.errors import ConfigError
 from prefix_rft.losses import sft_nll
 from prefix_rft.trainers.algorithm_config import knob
 from prefix_rft.trainers.demonstrations import (

@@ -1,26 +1,25 @@
 """Structured config of ``prefix-rft-eval`` (conf/eval.yaml), registered in Hydra's ConfigStore.
 
 The root node is typed by :class:`EvalConfig`, so an unknown key or a wrong type fails at start-up,
-before any model is loaded; :func:`validate_eval_config` checks the values.
+before any model is loaded; :func:`validate_eval_config` checks the values. The evaluation code reads
+an :class:`EvalConfig` object (:func:`to_eval_config`), never a plain dict.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 
+from prefix_rft.config.model_options import ModelOptions
+from prefix_rft.errors import ConfigError, one_of
+
+__all__ = ["ConfigError", "EvalConfig", "SyntheticEvalConfig", "VllmEvalConfig", "to_eval_config"]
+
 # OmegaConf cannot validate PEP 604 unions, so ``Optional[...]`` is used throughout this module.
 # ruff: noqa: UP045
-
-
-class ConfigError(ValueError):
-    """An eval config value is invalid; the message names the key and what was expected.
-
-    (Not prefix_rft.config.validate.ConfigError: importing that module pulls in TRL, seconds the
-    evaluation command does not need to spend.)
-    """
 
 
 @dataclass
@@ -51,24 +50,14 @@ class VllmEvalConfig:
 
 
 @dataclass
-class EvalConfig:
-    """Top-level config of ``prefix-rft-eval``."""
+class EvalConfig(ModelOptions):
+    """Top-level config of ``prefix-rft-eval`` (model loading options: :class:`ModelOptions`)."""
 
     # Model: hub id, builtin:<preset>, a full checkpoint folder, or a LoRA adapter folder (its base
     # model is read from adapter_config.json).
     model_path: str = "builtin:tiny-warm"
     # LoRA adapter folder applied on top of model_path (None = no adapter).
     adapter_path: Optional[str] = None
-    # Hub revision of model_path.
-    revision: Optional[str] = None
-    # Weight dtype: auto, bfloat16, float16 or float32.
-    dtype: str = "auto"
-    # Chat template: None keeps the tokenizer's, or a name from prefix_rft.models.chat_templates / a Jinja string.
-    chat_template: Optional[str] = None
-    # Allow custom modelling code from the hub.
-    trust_remote_code: bool = False
-    # Overrides of the model config (e.g. rope_theta, max_position_embeddings for a 16k window).
-    config_overrides: dict[str, Any] = field(default_factory=dict)
     # Label of this run in summaries and compare tables (None = derived from model_path/adapter_path).
     run_name: Optional[str] = None
 
@@ -127,24 +116,41 @@ class EvalConfig:
     # Show a tqdm progress bar.
     progress: bool = True
 
+    def model_options(self) -> ModelOptions:
+        """The model loading options of this evaluation."""
+        return ModelOptions(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ModelOptions)})
+
 
 def register_eval_configs() -> None:
     """Register the root schema; conf/eval.yaml lists it first in its defaults."""
     ConfigStore.instance().store(name="eval_schema", node=EvalConfig)
 
 
-PROMPT_CHOICES = ("auto", "qwen_math", "luffy", "plain")
-BACKENDS = ("transformers", "vllm")
+def to_eval_config(cfg: EvalConfig | Any) -> EvalConfig:
+    """An :class:`EvalConfig` from itself, its DictConfig or a dict; unknown keys and wrong types are
+    :class:`ConfigError` naming them (also keys Hydra's ``+key=value`` slipped past the schema)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(cfg, EvalConfig):
+        return cfg
+    given = OmegaConf.to_container(cfg, resolve=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    unknown = sorted(set(given) - {f.name for f in dataclasses.fields(EvalConfig)})
+    if unknown:
+        raise ConfigError(f"unknown eval config keys {unknown}; expected keys of EvalConfig")
+    try:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(EvalConfig), given))
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"invalid eval config: {err}") from err
 
 
-def validate_eval_config(cfg) -> None:
+def validate_eval_config(cfg: EvalConfig) -> None:
     """Check values the types cannot: choices and ranges; raises ConfigError naming the key."""
-    if cfg.backend not in BACKENDS:
-        raise ConfigError(f"backend={cfg.backend!r} is not valid; expected one of {list(BACKENDS)}")
-    if cfg.prompt_template not in PROMPT_CHOICES:
-        raise ConfigError(
-            f"prompt_template={cfg.prompt_template!r} is not valid; expected one of {list(PROMPT_CHOICES)}"
-        )
+    from prefix_rft.data.prompts import PROMPT_TEMPLATES
+    from prefix_rft.eval.generate import GENERATORS
+
+    one_of("backend", cfg.backend, GENERATORS)
+    one_of("prompt_template", cfg.prompt_template, ("auto", *PROMPT_TEMPLATES))
     if cfg.samples is not None and cfg.samples < 1:
         raise ConfigError(f"samples={cfg.samples} must be >= 1 (or null for each benchmark's default)")
     if any(k < 1 for k in cfg.pass_k):

@@ -1,0 +1,52 @@
+"""``prefix-rft-pass-rates``: measure a model's pass rate on every training prompt (for the hard subset).
+
+prefix-rft-pass-rates --model builtin:tiny-warm --out pass_rates.jsonl --samples 8
+prefix-rft-train data.pass_rate_file=pass_rates.jsonl data.max_pass_rate=0.0
+
+The training data is the one ``prefix-rft-train`` would use with the same Hydra overrides (given last).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: write one ``{problem, pass_rate}`` JSON line per training problem."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", required=True, help="hub id, local dir or builtin:<preset>")
+    parser.add_argument("--out", required=True, help="output JSONL of {problem, pass_rate}")
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--max-new-tokens", type=int, default=256)
+    parser.add_argument(
+        "overrides", nargs="*", help="Hydra overrides for the data, e.g. data.synthetic.num_train=200"
+    )
+    args = parser.parse_args(argv)
+
+    from prefix_rft.config.compose import compose_config
+    from prefix_rft.data.sources import load_train_dataset
+    from prefix_rft.eval.pass_rates import measure_pass_rates
+    from prefix_rft.models.load import load_model, load_tokenizer, resolve_model_path
+
+    cfg = compose_config([f"model.name_or_path={args.model}", "output_dir=unused", *args.overrides])
+    path = resolve_model_path(cfg.model.name_or_path)
+    rows = measure_pass_rates(
+        load_model(cfg.model, path),
+        load_tokenizer(cfg.model, path),
+        load_train_dataset(cfg.data, apply_pass_rates=False),
+        samples=args.samples,
+        temperature=args.temperature,
+        max_new_tokens=args.max_new_tokens,
+    )
+    Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    hard = sum(r["pass_rate"] == 0 for r in rows)
+    print(f"wrote {len(rows)} pass rates to {args.out}; {hard} problems never solved")
+
+
+if __name__ == "__main__":
+    main()
