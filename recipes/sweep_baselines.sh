@@ -5,7 +5,8 @@
 #   OUT=outputs/sweep-7b EVAL_ARGS="backend=vllm data_file=luffy_valid_all.parquet benchmarks=[]" \
 #     bash recipes/sweep_baselines.sh model=qwen2.5-math-7b generation=vllm_colocate peft=lora
 #
-# Environment: OUT (folder, default outputs/sweep), ALGOS (comma list), SEEDS (comma list, default 42),
+# Environment: OUT (folder, default outputs/sweep), ALGOS (comma list, default: every registered algorithm,
+# prefix_rft/algorithms.py), SEEDS (comma list, default 42), PYTHON (the project's interpreter),
 # EVAL_ARGS (extra prefix-rft-eval overrides), COMPARE_ARGS (e.g. --paper). Arguments go to
 # prefix-rft-train as Hydra overrides. Rerunning resumes: finished training runs and evaluated samples
 # are kept (resume_from_checkpoint=latest, the evaluation's samples.jsonl).
@@ -13,7 +14,7 @@
 # in TRAIN (default: prefix-rft-train).
 set -euo pipefail
 OUT=${OUT:-outputs/sweep}
-ALGOS=${ALGOS:-sft,rft,sft_then_rft,rl_sft_loss,luffy,relift,prefix_rft}
+ALGOS=${ALGOS:-$(${PYTHON:-python} -c "from prefix_rft.algorithms import ALGORITHMS; print(','.join(ALGORITHMS))")}
 SEEDS=${SEEDS:-42}
 TRAIN=${TRAIN:-prefix-rft-train}
 
