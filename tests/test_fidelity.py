@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
@@ -15,9 +16,15 @@ PAPER_RECIPES = [f"{m}/{a}" for m in MODELS for a in ALGORITHMS]
 LORA_RECIPES = sorted(f"{p.parent.name}/{p.stem}" for p in (REPO_ROOT / "recipes").glob("*/*_lora_*.yaml"))
 
 
-def rows_by_setting(name: str, *overrides: str, **kw):
-    _, rows = manifest(name, overrides, **kw)
+@functools.cache
+def _rows(name: str, overrides: tuple[str, ...], reference: str | None, num_processes: int | None):
+    _, rows = manifest(name, overrides, reference, num_processes)
     return {r.setting: r for r in rows}
+
+
+def rows_by_setting(name: str, *overrides: str, reference=None, num_processes=None):
+    """The manifest rows by setting (cached: composing a recipe takes a fraction of a second)."""
+    return _rows(name, overrides, reference, num_processes)
 
 
 def test_the_21_paper_recipes_exist():
