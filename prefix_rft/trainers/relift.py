@@ -3,9 +3,11 @@
 ReLIFT (Ma et al., arXiv 2506.07527). Rollouts and policy loss are the Prefix-RFT trainer's with no
 hybrid rollouts (``num_prefixed=0``: Dr. GRPO). After each generation, every prompt whose group of
 rollouts all scored 0 enters a buffer with its demonstration (:mod:`relift_buffer`). When the buffer
-holds ``sft_buffer_size`` prompts, the next training step first runs one SFT step on them: token-mean
-NLL of the demonstrations, its own AdamW optimizer and learning rate, gradient clipping at
-``max_grad_norm``. The RL gradients being accumulated are set aside during the SFT step and put back.
+holds ``sft_buffer_size`` prompts, the next optimizer step starts with one SFT step on them (before its
+first micro-batch, never between micro-batches of an accumulated step, so the RL update does not depend on
+how gradient accumulation splits the batch): token-mean NLL of the demonstrations over the whole buffer,
+its own AdamW optimizer and learning rate, gradient clipping at ``max_grad_norm``. Any RL gradients present
+are set aside during the SFT step and put back.
 
 The buffer and the SFT optimizer are saved in every checkpoint (``relift_state.json``,
 ``relift_sft_optimizer.pt``) and restored on resume.
@@ -113,7 +115,9 @@ class ReLIFTTrainer(PrefixRFTTrainer):
         return self._sft_optimizer
 
     def training_step(self, model, inputs, num_items_in_batch=None):
-        if self.buffer.ready():
+        # Only at the first micro-batch of an optimizer step: an SFT step in the middle of accumulation would
+        # make the later micro-batches' RL gradients come from different weights than the earlier ones.
+        if self.buffer.ready() and self._step % self.current_gradient_accumulation_steps == 0:
             self._sft_step(model)
         return super().training_step(model, inputs, num_items_in_batch)
 

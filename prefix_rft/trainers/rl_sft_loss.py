@@ -7,7 +7,10 @@ the batch, its demonstration as a supervised target:
     loss = policy_loss + sft_coef * token_mean NLL(demonstration | prompt)
 
 Each prompt's demonstration is attached to one row of its group (the first slot), so a prompt
-counts once however many rollouts it has.
+counts once however many rollouts it has. The token mean runs over every demonstration token of the
+optimizer step (all micro-batches, all processes), so it does not depend on how gradient accumulation
+splits the batch: a mean of per-micro-batch means would weight short and long demonstrations
+differently, and micro-batches holding no demonstration row would dilute the term.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ from dataclasses import dataclass
 import torch
 
 from prefix_rft.errors import ConfigError
-from prefix_rft.losses import sft_nll
 from prefix_rft.trainers.algorithm_config import knob
 from prefix_rft.trainers.demonstrations import (
     SupervisedTermConfig,
@@ -66,7 +68,20 @@ class RLWithSFTLossTrainer(PrefixRFTTrainer):
         output["demo_ids"], output["demo_mask"] = pad_ids(
             self._demonstration_targets(inputs), self.processing_class.pad_token_id, device=device
         )
+        # Demonstration tokens of the whole generation batch over all processes: the SFT term's normaliser.
+        output["demo_num_tokens"] = self.accelerator.gather(output["demo_mask"].sum()).sum()
         return output
+
+    def _demo_token_normalizer(self, inputs, mode: str) -> torch.Tensor:
+        """This micro-batch's share of the step's demonstration tokens, as TRL scales ``num_items_in_batch``
+        for its ``dapo`` loss: gradients are averaged over processes, and one generation batch spans
+        ``steps_per_generation`` micro-batches of which an optimizer step takes ``gradient_accumulation_steps``."""
+        normalizer = inputs["demo_num_tokens"].float().clamp(min=1.0) / self.accelerator.num_processes
+        if mode == "train":
+            normalizer = (
+                normalizer * self.current_gradient_accumulation_steps / self.args.steps_per_generation
+            )
+        return normalizer
 
     def _compute_loss(self, model, inputs):
         loss = super()._compute_loss(model, inputs)
@@ -84,10 +99,10 @@ class RLWithSFTLossTrainer(PrefixRFTTrainer):
                 demo_mask[rows],
                 batch_size=self.algorithm.sft_micro_batch_size,
             )
-            nll = sft_nll(logps, demo_mask[rows], reduction="token_mean")
-            scale = self.current_gradient_accumulation_steps if mode == "train" else 1
-            loss = loss + self.algorithm.sft_coef * nll / scale
-            stat = torch.stack([nll.detach().float(), torch.ones((), device=loss.device)])
+            mask = demo_mask[rows].to(logps.dtype)
+            nll_sum = -(logps * mask).sum()
+            loss = loss + self.algorithm.sft_coef * nll_sum / self._demo_token_normalizer(inputs, mode)
+            stat = torch.stack([nll_sum.detach().float(), mask.sum().float()])
         # Collective on every process, whether or not its micro-batch had demonstrations.
         total, count = self.accelerator.reduce(stat, reduction="sum").tolist()
         if count:

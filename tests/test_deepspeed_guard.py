@@ -1,0 +1,137 @@
+"""The DeepSpeed guard: ZeRO-1/2 with optimizer offload is refused before 0.19.0 (no DeepSpeed needed)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from prefix_rft.config.deepspeed_guard import (
+    FIXED_RELEASE,
+    UnsafeDeepSpeedError,
+    check_deepspeed_config,
+    check_environment,
+    environment_setting,
+    is_fixed_release,
+    offload_setting,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def ds_config(stage, device=None) -> dict:
+    zero = {"stage": stage}
+    if device is not None:
+        zero["offload_optimizer"] = {"device": device, "pin_memory": True}
+    return {"train_micro_batch_size_per_gpu": "auto", "zero_optimization": zero}
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+@pytest.mark.parametrize("device", ["cpu", "nvme", "CPU"])
+@pytest.mark.parametrize("version", ["0.18.9", "0.15.2", "0.19.0rc1", "0.19.0.dev0", "0.18.9+cu124"])
+def test_old_release_with_zero12_optimizer_offload_is_refused_with_the_fix(stage, device, version):
+    with pytest.raises(UnsafeDeepSpeedError) as err:
+        check_deepspeed_config(ds_config(stage, device), deepspeed_version=version)
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"DeepSpeed {version} with ZeRO-{stage}" in message
+    assert f"device={device.lower()}" in message
+    assert f"pip install 'deepspeed>={FIXED_RELEASE}'" in message
+
+
+@pytest.mark.parametrize(
+    ("config", "version"),
+    [
+        (ds_config(2, "cpu"), "0.19.0"),  # the first fixed release
+        (ds_config(2, "cpu"), "0.19.8"),
+        (ds_config(1, "nvme"), "1.0.0"),
+        (ds_config(3, "cpu"), "0.18.9"),  # ZeRO-3 with offload: not affected
+        (ds_config(2, "none"), "0.18.9"),  # no offload
+        (ds_config(2), "0.18.9"),
+        (ds_config(0, "cpu"), "0.18.9"),
+        ({"bf16": {"enabled": True}}, "0.18.9"),  # no ZeRO section at all
+    ],
+)
+def test_safe_settings_pass(config, version):
+    check_deepspeed_config(config, deepspeed_version=version)
+
+
+def test_the_old_cpu_offload_spelling_and_json_files(tmp_path):
+    path = tmp_path / "ds.json"
+    path.write_text(json.dumps({"zero_optimization": {"stage": 2, "cpu_offload": True}}))
+    setting = offload_setting(path)
+    assert (setting.zero_stage, setting.offload_optimizer_device, setting.source) == (2, "cpu", str(path))
+    with pytest.raises(UnsafeDeepSpeedError, match=r"ds\.json"):
+        check_deepspeed_config(str(path), deepspeed_version="0.17.0")
+
+
+def test_accelerate_configs_inline_and_through_a_deepspeed_file(tmp_path):
+    accel = {
+        "distributed_type": "DEEPSPEED",
+        "deepspeed_config": {
+            "zero_stage": 2,
+            "offload_optimizer_device": "cpu",
+            "offload_param_device": "none",
+        },
+    }
+    (tmp_path / "zero2_offload.yaml").write_text(yaml.safe_dump(accel))
+    with pytest.raises(UnsafeDeepSpeedError, match="ZeRO-2"):
+        check_deepspeed_config(tmp_path / "zero2_offload.yaml", deepspeed_version="0.18.9")
+    check_deepspeed_config(tmp_path / "zero2_offload.yaml", deepspeed_version="0.19.0")
+
+    # deepspeed_config_file, relative to the accelerate config's folder
+    (tmp_path / "ds.json").write_text(json.dumps(ds_config(1, "cpu")))
+    with_file = {"distributed_type": "DEEPSPEED", "deepspeed_config": {"deepspeed_config_file": "ds.json"}}
+    (tmp_path / "with_file.yaml").write_text(yaml.safe_dump(with_file))
+    assert offload_setting(tmp_path / "with_file.yaml").zero_stage == 1
+    with pytest.raises(UnsafeDeepSpeedError, match="ZeRO-1"):
+        check_deepspeed_config(tmp_path / "with_file.yaml", deepspeed_version="0.16.0")
+
+
+def test_the_shipped_accelerate_configs_are_safe_under_an_old_release():
+    """zero2/zero3 do not offload, and zero3_offload is ZeRO-3: none of them is refused."""
+    configs = sorted((REPO_ROOT / "recipes" / "accelerate_configs").glob("*.yaml"))
+    assert configs
+    for path in configs:
+        check_deepspeed_config(path, deepspeed_version="0.18.9")
+    assert offload_setting(REPO_ROOT / "recipes/accelerate_configs/zero3_offload.yaml").zero_stage == 3
+
+
+def test_the_accelerate_launch_environment():
+    env = {
+        "ACCELERATE_USE_DEEPSPEED": "true",
+        "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2",
+        "ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE": "cpu",
+    }
+    with pytest.raises(UnsafeDeepSpeedError, match="accelerate launch environment"):
+        check_environment(env, deepspeed_version="0.18.9")
+    check_environment(env, deepspeed_version="0.19.0")
+    check_environment({**env, "ACCELERATE_USE_DEEPSPEED": "false"}, deepspeed_version="0.18.9")
+    assert environment_setting({}) is None
+
+
+def test_bad_input_is_one_line_naming_the_key():
+    with pytest.raises(UnsafeDeepSpeedError, match=r"zero_optimization\.stage='two'"):
+        offload_setting({"zero_optimization": {"stage": "two"}})
+    with pytest.raises(UnsafeDeepSpeedError, match="does not exist"):
+        offload_setting("/nonexistent/ds.json")
+    with pytest.raises(UnsafeDeepSpeedError, match="cannot be compared"):
+        is_fixed_release("not-a-version")
+
+
+def test_deepspeed_not_installed_checks_nothing(monkeypatch):
+    import prefix_rft.config.deepspeed_guard as guard
+
+    monkeypatch.setattr(guard, "installed_deepspeed_version", lambda: None)
+    check_deepspeed_config(ds_config(2, "cpu"))  # no DeepSpeed: the run cannot use it anyway
+    monkeypatch.setattr(guard, "installed_deepspeed_version", lambda: "0.18.9")
+    with pytest.raises(UnsafeDeepSpeedError, match="0.18.9"):
+        check_deepspeed_config(ds_config(2, "cpu"))
+
+
+def test_the_deepspeed_extra_is_pinned_to_the_fixed_release():
+    text = (REPO_ROOT / "pyproject.toml").read_text()  # no tomllib: Python 3.10 is supported
+    assert re.search(r'^deepspeed = \["deepspeed>=([0-9.]+)"\]$', text, re.M).group(1) == FIXED_RELEASE
