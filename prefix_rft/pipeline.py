@@ -132,7 +132,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     from prefix_rft.config.build import build_quantization_config
     from prefix_rft.config.validate import validate_train_config
     from prefix_rft.data.sources import drop_long_prompts, heldout_records, load_train_dataset
-    from prefix_rft.eval.heldout import heldout_accuracy
+    from prefix_rft.eval.heldout import heldout_accuracy, report_lines
     from prefix_rft.models.load import (
         load_model,
         load_tokenizer,
@@ -171,6 +171,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             tokenizer,
             heldout,
             samples=ev.samples,
+            greedy=ev.greedy,
             temperature=ev.temperature,
             max_new_tokens=ev.max_new_tokens,
             batch_size=ev.batch_size,
@@ -226,9 +227,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         ):  # a single stage wrote its log in out_dir already; staged runs get the last stage's on top
             _write_log_history(trainer, out_dir / "log_history.jsonl")
         if before or after:
-            print(
-                f"held-out accuracy ({len(heldout)} problems, avg@{ev.samples}): "
-                f"before {before.get('accuracy', float('nan')):.3f} -> after {after.get('accuracy', float('nan')):.3f}"
-            )
+            for line in report_lines(before, after, len(heldout), ev.samples, ev.temperature):
+                print(line)
         print(f"run folder: {out_dir}")
     return summary

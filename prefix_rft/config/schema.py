@@ -187,6 +187,8 @@ class HeldoutEvalConfig:
     samples: int = 4
     # Sampling temperature (0 = greedy).
     temperature: float = 0.6
+    # Also measure greedy accuracy (one extra greedy pass; reported under greedy/).
+    greedy: bool = False
     # Max new tokens per sample.
     max_new_tokens: int = 96
     # Problems per generate() call.

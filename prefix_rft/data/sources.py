@@ -200,20 +200,41 @@ def drop_long_prompts(ds: Dataset, tokenizer, max_prompt_length: int, on_bad_row
 
 
 def heldout_records(data_cfg) -> list[dict]:
-    """Held-out problems for the before/after accuracy: synthetic ones, disjoint seed from training."""
+    """Held-out problems for the before/after accuracy: synthetic ones that never occur in the training set.
+
+    They come from seed + 1; the rare problem that the training generator also produced is dropped and
+    replaced, so the two sets are disjoint by text, not only by seed.
+    """
     if data_cfg.source != "synthetic":
         return []
     from prefix_rft.data.synthetic import generate_problems
 
     s = data_cfg.synthetic
-    rows = generate_problems(
-        s.num_eval, seed=s.seed + 1, min_steps=s.eval_min_steps, max_steps=s.eval_max_steps
-    )
+    train = {
+        r["problem"]
+        for r in generate_problems(
+            s.num_train, seed=s.seed, min_steps=s.train_min_steps, max_steps=s.train_max_steps
+        )
+    }
+    rows: list[dict] = []
+    extra = 0
+    while len(rows) < s.num_eval:
+        if extra > 10 * (s.num_eval + 100):
+            raise DataError(
+                f"data.synthetic: cannot find {s.num_eval} held-out problems outside the training set; "
+                "lower data.synthetic.num_eval or num_train"
+            )
+        extra = max(2 * extra, 16)
+        candidates = generate_problems(
+            s.num_eval + extra, seed=s.seed + 1, min_steps=s.eval_min_steps, max_steps=s.eval_max_steps
+        )
+        rows = [r for r in candidates if r["problem"] not in train][: s.num_eval]
     return [
         {
             "prompt": build_prompt(r["problem"], data_cfg.prompt_template, data_cfg.system_prompt),
             "answer": r["answer"],
             "num_steps": r["num_steps"],
+            "problem": r["problem"],
         }
         for r in rows
     ]
