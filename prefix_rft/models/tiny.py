@@ -13,27 +13,41 @@ import shutil
 import tempfile
 from pathlib import Path
 
-CODE_VERSION = 2  # bump when the builder changes, so stale caches are not reused
+CODE_VERSION = 3  # bump when the builder changes, so stale caches are not reused
 
 TINY_PRESETS: dict[str, dict] = {
     # Randomly initialised: for tests that only need a real architecture.
     "tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 4, "intermediate_size": 128, "seed": 0},
-    # Random init + a short SFT on easy synthetic problems, so RL starts from a non-zero reward.
-    "tiny-warm": {
+}
+
+# The testbed model (``builtin:tiny-warm``): a 0.9M-parameter Qwen2 warm-started by SFT on the synthetic
+# task to a known skill profile (see SHIPPED_DIR/PROFILE.json). Its weights ship with the package rather
+# than being built on first use, for two measured reasons: the build takes 16-20 minutes on 2 CPU cores
+# (the default job must finish in 5), and a model trained on another machine can come out measurably
+# different. `python -m prefix_rft.models.build_testbed` rebuilds it from this recipe.
+TESTBED_RECIPE: dict = {
+    "architecture": {
         "hidden_size": 128,
-        "num_layers": 3,
+        "num_layers": 4,
         "num_heads": 4,
         "intermediate_size": 384,
         "seed": 0,
-        "warm_start": {
-            "num_problems": 3000,
-            "min_steps": 1,
-            "max_steps": 2,
-            "max_steps_train": 300,
-            "lr": 3e-3,
-        },
+    },
+    # Levels 1-2 learned to convergence; 2% of 3-step problems leave level 3 partly solved (the RL gate's
+    # level); level 4 is never shown, so it is out of reach (the paper's regime).
+    "warm_start": {
+        "mixture": {1: 0.49, 2: 0.49, 3: 0.02},
+        "num_problems": 20000,
+        "max_steps_train": 1000,
+        "lr": 1e-3,
+        "warmup_steps": 50,
+        "batch_size": 32,
+        "seed": 0,
+        "template": "plain",
     },
 }
+SHIPPED_DIR = Path(__file__).parent / "weights" / "tiny-warm"
+BUILTIN_MODELS = (*TINY_PRESETS, "tiny-warm")
 
 
 # Qwen2's pre-tokenizer split (digits one at a time), so the reloaded Qwen2Tokenizer splits identically.
@@ -120,7 +134,7 @@ def _cache_root(cache_dir: str | os.PathLike | None) -> Path:
 def preset_dir(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
     """Where preset ``name`` is cached (a hash of its spec keeps changed presets apart)."""
     if name not in TINY_PRESETS:
-        raise ValueError(f"unknown built-in model {name!r}; expected one of {sorted(TINY_PRESETS)}")
+        raise ValueError(f"unknown built-in model {name!r}; expected one of {sorted(BUILTIN_MODELS)}")
     spec = json.dumps({"preset": TINY_PRESETS[name], "version": CODE_VERSION}, sort_keys=True)
     digest = hashlib.sha256(spec.encode()).hexdigest()[:10]
     return _cache_root(cache_dir) / "models" / f"{name}-{digest}"
@@ -129,25 +143,28 @@ def preset_dir(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
 def ensure_tiny_model(name: str = "tiny", cache_dir: str | os.PathLike | None = None) -> Path:
     """The directory of built-in model ``name``, building it (once) if it is not cached yet.
 
-    The build goes to a temporary folder that is renamed into place, so a crash never leaves a half
-    checkpoint and two racing processes both end up with a complete one.
+    ``tiny-warm`` is shipped (:data:`SHIPPED_DIR`). The others are built into a temporary folder that is
+    renamed into place, so a crash never leaves a half checkpoint and two racing processes both end up with
+    a complete one.
     """
+    if name == "tiny-warm":
+        if not (SHIPPED_DIR / "model.safetensors").is_file():
+            raise FileNotFoundError(
+                f"the shipped testbed model is missing from {SHIPPED_DIR}; reinstall the package or rebuild "
+                "it with `python -m prefix_rft.models.build_testbed --out <dir>`"
+            )
+        return SHIPPED_DIR
     target = preset_dir(name, cache_dir)
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     spec = dict(TINY_PRESETS[name])
-    warm = spec.pop("warm_start", None)
     tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
     try:
         tokenizer = build_tiny_tokenizer()
         model = build_tiny_model(tokenizer, **spec)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if warm is not None:
-            from prefix_rft.models.warm_start import warm_start
-
-            warm_start(tmp, tmp, **warm, seed=spec.get("seed", 0))
         try:
             os.replace(tmp, target)
         except OSError:

@@ -1,4 +1,4 @@
-"""A short SFT warm start on easy synthetic problems, so the tiny policy has a non-zero reward for RL."""
+"""SFT warm start of a built-in model on synthetic problems, so RL starts from a known skill profile."""
 
 from __future__ import annotations
 
@@ -10,28 +10,29 @@ def warm_start(
     model_dir: str | Path,
     output_dir: str | Path,
     *,
-    num_problems: int = 3000,
-    min_steps: int = 1,
-    max_steps: int = 2,
-    max_steps_train: int = 400,
-    lr: float = 3e-3,
+    mixture: dict[int, float],
+    num_problems: int = 20000,
+    max_steps_train: int = 1000,
+    lr: float = 1e-3,
+    warmup_steps: int = 50,
     batch_size: int = 32,
     seed: int = 0,
-    template: str = "qwen_math",
+    template: str = "plain",
 ) -> Path:
-    """Fine-tune the model in ``model_dir`` with TRL's SFTTrainer on easy problems; save to ``output_dir``.
+    """Fine-tune the model in ``model_dir`` with TRL's SFTTrainer; save it to ``output_dir``.
 
-    Problems use seeds far from the ones of the training/eval sets (seed + 10_000), and the loss is on
-    the completion (the demonstration) only, with the same chat template and prompt as RL.
+    ``mixture`` maps a number of steps to its share of the ``num_problems`` synthetic problems. Problems
+    come from seed + 10_000, far from the seeds of training and held-out sets; the loss is on the completion
+    (the demonstration) only, with the same chat template and prompt template as RL.
     """
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
     from prefix_rft.data.prompts import build_prompt
-    from prefix_rft.data.synthetic import generate_problems
+    from prefix_rft.data.synthetic import generate_mixture
 
-    rows = generate_problems(num_problems, seed=seed + 10_000, min_steps=min_steps, max_steps=max_steps)
+    rows = generate_mixture(num_problems, seed=seed + 10_000, weights=mixture)
     dataset = Dataset.from_list(
         [
             {
@@ -50,11 +51,12 @@ def warm_start(
             per_device_train_batch_size=batch_size,
             learning_rate=lr,
             lr_scheduler_type="cosine",
-            warmup_steps=20,
+            warmup_steps=warmup_steps,
             logging_steps=50,
             save_strategy="no",
             report_to="none",
             seed=seed,
+            data_seed=seed,
             use_cpu=True,
             bf16=False,
             gradient_checkpointing=False,
