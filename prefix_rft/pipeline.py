@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,39 @@ def _write_log_history(trainer, path: Path) -> None:
             f.write(json.dumps(row) + "\n")
 
 
+def stage_cost_record(trainer, kind: str) -> dict[str, Any]:
+    """The cost record of a trained stage (prefix_rft.cost.estimate), from the trainer's counters."""
+    from prefix_rft.cost.counters import CostCounters, cost_state
+    from prefix_rft.cost.estimate import stage_cost
+    from prefix_rft.cost.trainers import num_parameters
+
+    state = cost_state(trainer)
+    if state is None:
+        logger.warning("the %s trainer counts no cost (no CostState callback): its counts are 0", kind)
+    counters = state.counters if state is not None else CostCounters()
+    return stage_cost(kind, counters, num_parameters(trainer.model), _num_gpus(trainer))
+
+
+def _num_gpus(trainer) -> int:
+    return trainer.accelerator.num_processes if trainer.accelerator.device.type == "cuda" else 0
+
+
+def _session_seconds(trainer) -> float:
+    from prefix_rft.cost.counters import cost_state
+
+    state = cost_state(trainer)
+    return state.session_seconds if state is not None else 0.0
+
+
+def stage_cost_record_missing(kind: str) -> dict[str, Any]:
+    """A zero cost record for a stage finished before cost accounting existed (its marker has no cost)."""
+    from prefix_rft.cost.counters import CostCounters
+    from prefix_rft.cost.estimate import stage_cost
+
+    logger.warning("the finished %s stage recorded no cost; it counts as 0", kind)
+    return stage_cost(kind, CostCounters(), 0, 0)
+
+
 def run_stage(cfg: DictConfig, stage: Stage, model, tokenizer, train_dataset, main_process: bool):
     """Train one stage into its folder, resuming from its own checkpoints; returns (trainer, train output)."""
     from prefix_rft.config.build import STAGE_BUILDERS
@@ -119,6 +153,7 @@ def _finish_intermediate(cfg: DictConfig, stage: Stage, trainer, output, tokeniz
             "global_step": trainer.state.global_step,
             "train_runtime_s": output.metrics.get("train_runtime"),
             "model_dir": str(model_dir),
+            "cost": stage_cost_record(trainer, stage.kind),
         }
         (stage.output_dir / STAGE_DONE).write_text(json.dumps(done))
     trainer.accelerator.wait_for_everyone()
@@ -141,6 +176,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         with_config_overrides,
     )
 
+    run_started = time.perf_counter()
     validate_train_config(cfg)  # before anything heavy is loaded
     entry, _ = algorithm_from_config(cfg)
     out_dir = Path(cfg.output_dir)
@@ -183,18 +219,25 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     )
     before = {} if started else evaluate(model)
     summaries: list[dict[str, Any]] = []
+    costs: list[dict[str, Any]] = []
+    # Training time of this invocation: the rest of its wall time is overhead (loading, evaluation, saving).
+    session_train_seconds = 0.0
     for stage in stages[:-1]:
         if (stage.output_dir / STAGE_DONE).is_file():
             logger.info("%s stage already complete in %s; loading its model", stage.kind, stage.output_dir)
         else:
             trainer, output = run_stage(cfg, stage, model, tokenizer, train_dataset, main_process)
             _finish_intermediate(cfg, stage, trainer, output, tokenizer, main_process)
+            session_train_seconds += _session_seconds(trainer)
             del trainer
         done = json.loads((stage.output_dir / STAGE_DONE).read_text())
+        costs.append(done.pop("cost", None) or stage_cost_record_missing(stage.kind))
         summaries.append({"stage": stage.kind, "output_dir": str(stage.output_dir), **done})
         model = load_model(cfg.model, done["model_dir"], quantization_config=quantization)
     last = stages[-1]
     trainer, train_output = run_stage(cfg, last, model, tokenizer, train_dataset, main_process)
+    costs.append(stage_cost_record(trainer, last.kind))
+    session_train_seconds += _session_seconds(trainer)
     if len(stages) > 1:
         summaries.append(
             {
@@ -220,6 +263,10 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     }
     if summaries:
         summary["stages"] = summaries
+    from prefix_rft.cost.estimate import cost_block
+
+    overhead = time.perf_counter() - run_started - session_train_seconds
+    summary["cost"] = cost_block(costs, overhead, _num_gpus(trainer))
     if main_process:
         (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
         if (

@@ -90,6 +90,8 @@ def test_sweep_runs_every_algorithm_into_its_own_folder(sweep, warm_model_dir, a
     for key in SPECIFIC_METRICS[algorithm]:
         assert key in logged, f"{algorithm} did not log {key}"
 
+    check_cost(metrics["cost"], algorithm)
+
     final = load_file(str(run / "model.safetensors"))
     start = initial_weights(warm_model_dir)
     assert any(not torch.equal(final[k], start[k]) for k in start), f"{algorithm} left the weights unchanged"
@@ -108,6 +110,36 @@ def test_sweep_runs_every_algorithm_into_its_own_folder(sweep, warm_model_dir, a
         assert (run / "stage2_rl" / "model.safetensors").is_file()
 
 
+# Rollouts of the sweep's runs: 2 steps x 2 prompts x 4 rollouts, less LUFFY's whole-demonstration rows.
+ROLLOUTS = {"sft": 0, "luffy": 2 * 2 * 3}
+
+
+def check_cost(cost: dict, algorithm: str) -> None:
+    """The cost block of metrics.json: exact rollout counts, token kinds that add up, FLOPs, time, no GPU."""
+    stages = ["sft", "rl"] if algorithm == "sft_then_rft" else ["sft"] if algorithm == "sft" else ["rl"]
+    assert [s["stage"] for s in cost["stages"]] == stages
+    total = cost["total"]
+    assert total["rollouts"] == ROLLOUTS.get(algorithm, 16)
+    trained = total["tokens_trained"]
+    assert trained["total"] == sum(trained[k] for k in ("on_policy", "prefix", "full_demonstration", "sft"))
+    if algorithm in ("sft", "sft_then_rft", "rl_sft_loss"):
+        assert trained["sft"] > 0
+    elif algorithm != "relift":  # ReLIFT's SFT step runs only if a whole group failed in step 1
+        assert trained["sft"] == 0
+    assert (trained["prefix"] > 0) == (algorithm == "prefix_rft")
+    assert (trained["full_demonstration"] > 0) == (algorithm == "luffy")
+    assert total["demonstration_rows"] == (4 if algorithm == "luffy" else 0)
+    assert total["hybrid_rollouts"] == (4 if algorithm == "prefix_rft" else 0)
+    if algorithm != "sft":
+        assert 0 < total["tokens_generated"] == trained["on_policy"]
+    assert total["flops"]["total"] > 0 and total["flops"]["total"] == sum(
+        s["flops"]["total"] for s in cost["stages"]
+    )
+    assert all(s["parameters"] > 0 for s in cost["stages"])
+    assert 0 < total["wall_seconds"]["train"] <= total["wall_seconds"]["total"]
+    assert total["gpu_hours"] == {"train": None, "total": None} and total["num_gpus"] == 0  # CPU
+
+
 def test_rerunning_a_finished_sft_stage_skips_it(sweep, warm_model_dir):
     """sft_then_rft is resumable per stage: with stage 1 complete, only the RL stage runs again."""
     run = sweep / "sft_then_rft"
@@ -121,6 +153,10 @@ def test_rerunning_a_finished_sft_stage_skips_it(sweep, warm_model_dir):
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert marker.read_text() == before
     assert (run / "stage1_sft" / "model.safetensors").stat().st_mtime_ns == sft_weights
+    # The skipped stage's cost comes from its marker, so the rerun still reports it.
+    cost = json.loads((run / "metrics.json").read_text())["cost"]
+    assert cost["stages"][0] == json.loads(before)["cost"]
+    assert cost["total"]["tokens_trained"]["sft"] == cost["stages"][0]["tokens_trained"]["sft"] > 0
 
 
 def test_config_error_exits_2_and_names_the_key(tmp_path):

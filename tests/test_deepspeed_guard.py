@@ -135,3 +135,89 @@ def test_deepspeed_not_installed_checks_nothing(monkeypatch):
 def test_the_deepspeed_extra_is_pinned_to_the_fixed_release():
     text = (REPO_ROOT / "pyproject.toml").read_text()  # no tomllib: Python 3.10 is supported
     assert re.search(r'^deepspeed = \["deepspeed>=([0-9.]+)"\]$', text, re.M).group(1) == FIXED_RELEASE
+
+
+# ----------------------------------------------------------------------------- at start-up, before any model
+
+
+def write_ds_config(path: Path, stage: int, device: str | None) -> Path:
+    path.write_text(json.dumps(ds_config(stage, device)))
+    return path
+
+
+def test_start_up_refuses_an_unsafe_deepspeed_config_before_loading_a_model(monkeypatch, tmp_path):
+    import prefix_rft.config.deepspeed_guard as guard
+    import prefix_rft.models.load as load
+    from prefix_rft.config.compose import compose_config
+    from prefix_rft.errors import ConfigError
+    from prefix_rft.pipeline import run_training
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before the DeepSpeed check")
+
+    monkeypatch.setattr(load, "load_model", no_model)
+    monkeypatch.setattr(load, "load_tokenizer", no_model)
+    monkeypatch.setattr(guard, "installed_deepspeed_version", lambda: "0.18.9")
+    unsafe = write_ds_config(tmp_path / "ds_offload.json", 2, "cpu")
+    out = tmp_path / "run"
+    for override in (f"trainer.deepspeed={unsafe}", f"sft_trainer.deepspeed={unsafe}"):
+        cfg = compose_config(["algorithm=sft_then_rft", f"output_dir={out}", override])
+        with pytest.raises(ConfigError) as err:
+            run_training(cfg)
+        message = str(err.value)
+        assert "\n" not in message and message.startswith(override.split("=")[0] + ": DeepSpeed 0.18.9")
+        assert str(unsafe) in message and f"deepspeed>={FIXED_RELEASE}" in message
+    assert not out.exists()  # refused before the run folder was written
+
+    # An inline dict under trainer.deepspeed, and the environment of `accelerate launch`.
+    cfg = compose_config(
+        [
+            "algorithm=rft",
+            f"output_dir={out}",
+            "trainer.deepspeed={zero_optimization:{stage:1,cpu_offload:true}}",
+        ]
+    )
+    with pytest.raises(ConfigError, match=r"^DeepSpeed 0\.18\.9 with ZeRO-1 .*\(trainer\.deepspeed\)"):
+        run_training(cfg)
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_ZERO_STAGE", "2")
+    monkeypatch.setenv("ACCELERATE_DEEPSPEED_OFFLOAD_OPTIMIZER_DEVICE", "cpu")
+    with pytest.raises(ConfigError, match="accelerate launch environment"):
+        run_training(compose_config(["algorithm=rft", f"output_dir={out}"]))
+    # The fixed release passes the same set-up (the check then gets as far as loading the model).
+    monkeypatch.setattr(guard, "installed_deepspeed_version", lambda: FIXED_RELEASE)
+    with pytest.raises(AssertionError, match="a model was loaded"):
+        run_training(compose_config(["algorithm=rft", f"output_dir={out}"]))
+
+
+def test_the_train_command_exits_2_with_one_line(tmp_path):
+    """Through the installed command: DeepSpeed 0.18.9 "installed" (its package metadata only, on PYTHONPATH)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    site = tmp_path / "site"
+    info = site / "deepspeed-0.18.9.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: deepspeed\nVersion: 0.18.9\n")
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    )
+    exe = shutil.which("prefix-rft-train", path=os.path.dirname(sys.executable))
+    cli = [exe] if exe else [sys.executable, "-m", "prefix_rft.cli.train"]
+    unsafe = write_ds_config(tmp_path / "ds.json", 2, "cpu")
+    proc = subprocess.run(
+        [*cli, "algorithm=rft", f"trainer.deepspeed={unsafe}", f"hydra.run.dir={tmp_path / 'run'}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith(
+        "prefix-rft-train: config error: trainer.deepspeed: DeepSpeed 0.18.9 with ZeRO-2"
+    )
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "run" / "config.yaml").exists()

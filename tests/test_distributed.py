@@ -58,6 +58,15 @@ def test_two_processes_use_the_same_entropy_threshold(tiny_model_dir, model_cach
         expected = top_fraction_threshold(union, c0["keep_fraction"], largest=c0["largest"])
         assert c0["threshold"] == float(expected)
 
+    # Cost counters are totals over both processes, the same on each: 2 steps x 2 processes x one group of 4
+    # (one hybrid each), and the prefix tokens of both processes' losses.
+    costs = [r["cost"] for r in runs]
+    for c in costs:
+        c.pop("train_seconds")
+    assert costs[0] == costs[1]
+    assert costs[0]["rollouts"] == 16 and costs[0]["hybrid_rollouts"] == 4
+    assert costs[0]["trained_prefix_tokens"] == sum(c["num_local_prefix_tokens"] for rc in calls for c in rc)
+
 
 def test_cli_under_two_processes_writes_one_run_folder(tiny_model_dir, model_cache, tmp_path):
     """`prefix-rft-train` launched on two processes: one timestamped run folder, one config, both ranks train."""
@@ -82,3 +91,7 @@ def test_cli_under_two_processes_writes_one_run_folder(tiny_model_dir, model_cac
     # The processes trained together: one step consumed 2 of the 8 prompts (1 group of 4 rows per process).
     first = json.loads((run / "log_history.jsonl").read_text().splitlines()[0])
     assert first["epoch"] == 0.25
+
+    # metrics.json's cost is the total over both processes: one step x 2 processes x one group of 4.
+    cost = json.loads((run / "metrics.json").read_text())["cost"]["total"]
+    assert cost["rollouts"] == 8 and cost["hybrid_rollouts"] == 2

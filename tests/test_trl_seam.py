@@ -12,7 +12,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 from transformers import Trainer
-from trl import GRPOTrainer
+from trl import GRPOTrainer, SFTTrainer
 
 try:
     import tomllib
@@ -25,8 +25,19 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 # Overridden by PrefixRFTTrainer (and its subclasses RLWithSFTLossTrainer, ReLIFTTrainer):
 #   _generate_single_turn, _generate_and_score_completions, _calculate_rewards, _compute_loss;
 # called by them: _get_per_token_logps_and_entropies; overridden by ReLIFTTrainer: training_step,
-# _save_checkpoint, _load_optimizer_and_scheduler.
+# _save_checkpoint, _load_optimizer_and_scheduler; overridden by the cost-accounting mixin
+# (prefix_rft/cost/trainers.py): _generate (it reads the first three items it returns: prompt ids, completion
+# ids, tool mask), _generate_and_score_completions, compute_loss; and SFTTrainer.compute_loss.
 HOOKS = {
+    "_generate": (GRPOTrainer, ["self", "prompts"]),
+    "compute_loss": (
+        GRPOTrainer,
+        ["self", "model", "inputs", "return_outputs=False", "num_items_in_batch=None"],
+    ),
+    "SFTTrainer.compute_loss": (
+        SFTTrainer,
+        ["self", "model", "inputs", "return_outputs=False", "num_items_in_batch=None"],
+    ),
     "_generate_single_turn": (
         GRPOTrainer,
         ["self", "prompt_ids", "images", "multimodal_fields", "num_generations", "has_tool_images=False"],
@@ -61,7 +72,7 @@ def leading_parameters(func, n: int) -> list[str]:
 @pytest.mark.parametrize("hook", sorted(HOOKS))
 def test_trl_hooks_keep_the_signatures_our_trainers_rely_on(hook):
     owner, expected = HOOKS[hook]
-    func = getattr(owner, hook, None)
+    func = getattr(owner, hook.split(".")[-1], None)
     assert func is not None, (
         f"TRL {version('trl')}: {owner.__name__}.{hook} no longer exists; prefix_rft/trainers/ overrides or "
         f"calls it. Port the trainers to the new TRL or install a version within pyproject.toml's range."
@@ -82,9 +93,12 @@ def test_hooks_are_trl_s_own_not_inherited_from_transformers():
         "_generate_and_score_completions",
         "_calculate_rewards",
         "_compute_loss",
+        "_generate",
     ):
         assert hook in vars(GRPOTrainer), f"TRL {version('trl')}: GRPOTrainer no longer defines {hook}"
         assert not hasattr(Trainer, hook)
+    # The cost counters hook TRL's own loss of each trainer (transformers' would see other inputs).
+    assert "compute_loss" in vars(GRPOTrainer) and "compute_loss" in vars(SFTTrainer)
 
 
 def test_installed_trl_is_within_the_supported_range():

@@ -3,11 +3,17 @@
 prefix-rft-compare outputs/eval/rft outputs/eval/prefix-rft --out outputs/compare
 prefix-rft-compare outputs/eval/* --out outputs/compare --paper --paper-rows base,LUFFY,Prefix-RFT
 
-Each RUN is an evaluation folder (or its summary.json) written by ``prefix-rft-eval``. Writes
+Each RUN is an evaluation folder (or its summary.json) written by ``prefix-rft-eval``, or a training run
+folder (its ``metrics.json``: the held-out accuracy after training is the score). Writes
 ``comparison.md``, ``comparison.csv`` (percentages, one row per run, columns in the paper's order
 then avg) and ``comparison.png`` (grouped bars; needs matplotlib, ``--no-plot`` skips it).
 ``--paper`` adds the paper's published Qwen2.5-Math-7B rows (prefix_rft/eval/paper_results.py) as
 reference rows.
+
+Cost: when a run's training ``metrics.json`` can be found (the evaluated model is a run folder), its cost
+(prefix_rft/cost/estimate.py) follows the scores: rollouts, tokens generated and trained, FLOPs, training
+hours, GPU-hours. ``--x flops`` (or rollouts, tokens_generated, tokens_trained, train_hours, gpu_hours)
+also plots avg against that cost (``accuracy_vs_flops.png``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,14 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from prefix_rft.cost.report import (
+    COST_AXES,
+    cost_values,
+    format_cost,
+    metrics_for_summary,
+    plot_accuracy_vs_cost,
+    training_run_summary,
+)
 from prefix_rft.eval.paper_results import PAPER_MODEL, PAPER_RESULTS
 from prefix_rft.eval.report import markdown_table, score_row
 from prefix_rft.eval.suites import PAPER_COLUMNS, column_order
@@ -29,6 +43,9 @@ OUTPUT_FILES = ("comparison.md", "comparison.csv", "comparison.png")
 def load_summary(run: str | Path) -> tuple[str, dict, str]:
     """(label, summary, folder name) of a run folder or summary.json path."""
     path = Path(run)
+    if path.is_dir() and not (path / "summary.json").is_file() and (path / "metrics.json").is_file():
+        summary = training_run_summary(path)
+        return summary["run_name"], summary, path.resolve().name
     if path.is_dir():
         path = path / "summary.json"
     if not path.is_file():
@@ -80,11 +97,18 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
-def write_tables(columns: list[str], rows, notes: list[str], out: Path, paper: bool) -> list[Path]:
-    """comparison.md and comparison.csv."""
+def write_tables(
+    columns: list[str], rows, notes: list[str], out: Path, paper: bool, costs: Sequence[dict] = ()
+) -> list[Path]:
+    """comparison.md and comparison.csv; ``costs`` ({axis: value} per run, in row order) adds cost columns."""
     out.mkdir(parents=True, exist_ok=True)
     header = ["run", *columns]
     body = [[label, *[_fmt(scores.get(c)) for c in columns]] for label, scores in rows]
+    if any(v is not None for c in costs for v in c.values()):
+        header += [COST_AXES[a][0] for a in COST_AXES]
+        for i, line in enumerate(body):
+            cost = costs[i] if i < len(costs) else {}
+            line += [format_cost(a, cost.get(a)) for a in COST_AXES]
     with open(out / "comparison.csv", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(header)
@@ -95,6 +119,8 @@ def write_tables(columns: list[str], rows, notes: list[str], out: Path, paper: b
     ]
     if paper:
         md.append(f"Rows marked `paper:` are the published {PAPER_MODEL} results.\n")
+    if len(header) > len(columns) + 1:
+        md.append("Cost: the training run's metrics.json (FLOPs estimate: prefix_rft/cost/estimate.py).\n")
     md.append(markdown_table(header, body))
     md += [f"- {n}" for n in notes]
     (out / "comparison.md").write_text("\n".join(md) + "\n")
@@ -141,6 +167,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"comma-separated paper rows (implies --paper); default all: {','.join(PAPER_RESULTS)}",
     )
     parser.add_argument("--no-plot", action="store_true", help="skip the bar chart (no matplotlib needed)")
+    parser.add_argument(
+        "--x",
+        choices=sorted(COST_AXES),
+        action="append",
+        default=[],
+        help="also plot avg against this cost (accuracy_vs_<x>.png); repeatable",
+    )
     args = parser.parse_args(argv)
     try:
         runs = [load_summary(r) for r in args.runs]
@@ -150,17 +183,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.paper:
             paper_rows = list(PAPER_RESULTS)
         columns, rows, notes = build_table(runs, paper_rows)
+        costs = [cost_values(metrics_for_summary(summary)) for _, summary, _ in runs]
     except (FileNotFoundError, ValueError) as err:
         print(f"prefix-rft-compare: error: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    written = write_tables(columns, rows, notes, out, bool(paper_rows))
-    if not args.no_plot:
-        try:
+    written = write_tables(columns, rows, notes, out, bool(paper_rows), costs)
+    try:
+        if not args.no_plot:
             written.append(plot(columns, rows, out / "comparison.png"))
-        except RuntimeError as err:
-            print(f"prefix-rft-compare: error: {err}", file=sys.stderr)
-            return 1
+        for axis in args.x:
+            # rows start with the runs, in order; paper rows have no cost
+            points = [
+                (label, cost[axis], scores["avg"])
+                for (label, scores), cost in zip(rows, costs)
+                if cost[axis] is not None and scores.get("avg") is not None
+            ]
+            if len(points) < len(costs):
+                print(
+                    f"prefix-rft-compare: {len(costs) - len(points)} run(s) without {axis} left out of the plot"
+                )
+            written.append(plot_accuracy_vs_cost(points, axis, out / f"accuracy_vs_{axis}.png"))
+    except RuntimeError as err:
+        print(f"prefix-rft-compare: error: {err}", file=sys.stderr)
+        return 1
     print((out / "comparison.md").read_text())
     print("wrote " + ", ".join(str(p) for p in written))
     return 0

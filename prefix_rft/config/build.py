@@ -92,14 +92,16 @@ def build_reward_funcs(cfg: DictConfig) -> list:
 
 
 def build_rl_trainer(cfg: DictConfig, model, tokenizer, train_dataset):
-    """The RL trainer of the configured algorithm (its registry entry's class), with the algorithm's knobs."""
+    """The RL trainer of the configured algorithm (its registry entry's class, counting its cost), with the
+    algorithm's knobs."""
     from prefix_rft.config.algorithm_args import algorithm_from_config
+    from prefix_rft.cost.trainers import with_cost_accounting
     from prefix_rft.prefix.schedulers import scheduler_from_config
 
     entry, algorithm = algorithm_from_config(cfg)
     if entry.trainer is None:
         raise ValueError(f"algorithm={entry.name} has no RL stage")
-    return entry.trainer(
+    return with_cost_accounting(entry.trainer)(
         model=model,
         reward_funcs=build_reward_funcs(cfg),
         args=build_grpo_config(cfg),
@@ -128,12 +130,12 @@ def build_sft_config(cfg: DictConfig):
 
 
 def build_sft_trainer(cfg: DictConfig, model, tokenizer, train_dataset):
-    """TRL's SFTTrainer on the demonstrations (loss on completion tokens only, same prompt as RL)."""
-    from trl import SFTTrainer
-
+    """TRL's SFTTrainer on the demonstrations (loss on completion tokens only, same prompt as RL), counting
+    its cost."""
+    from prefix_rft.cost.trainers import CostAccountingSFTTrainer
     from prefix_rft.trainers.sft import demonstrations_dataset
 
-    return SFTTrainer(
+    return CostAccountingSFTTrainer(
         model=model,
         args=build_sft_config(cfg),
         train_dataset=demonstrations_dataset(train_dataset),

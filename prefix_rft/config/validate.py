@@ -67,6 +67,7 @@ def validate_train_config(cfg: DictConfig) -> None:
             "that holds worked solutions"
         )
     _check_sft_trainer(cfg)
+    _check_deepspeed(cfg)
     _check_peft(cfg.peft)
     needed = cfg.data.max_prompt_length + trainer.max_completion_length
     if needed > cfg.model.max_context_length:
@@ -97,6 +98,31 @@ def _check_sft_trainer(cfg: DictConfig) -> None:
     for key in set_trainer_args(cfg.sft_trainer):
         if key not in sft_fields:
             raise ConfigError(f"sft_trainer.{key} is not a field of TRL's SFTConfig")
+
+
+def _check_deepspeed(cfg: DictConfig) -> None:
+    """Refuse a DeepSpeed set-up that silently drops gradients (prefix_rft/config/deepspeed_guard.py): the
+    configs of ``trainer.deepspeed`` / ``sft_trainer.deepspeed`` and the one ``accelerate launch`` passed."""
+    from prefix_rft.config.deepspeed_guard import (
+        UnsafeDeepSpeedError,
+        check_environment,
+        check_offload_setting,
+        offload_setting,
+    )
+
+    for group in ("trainer", "sft_trainer"):
+        value = set_trainer_args(cfg[group]).get("deepspeed")
+        if value is None:
+            continue
+        try:
+            check_offload_setting(offload_setting(value, f"{group}.deepspeed"))
+        except UnsafeDeepSpeedError as err:
+            key = f"{group}.deepspeed"
+            raise ConfigError(str(err) if key in str(err) else f"{key}: {err}") from None
+    try:
+        check_environment()
+    except UnsafeDeepSpeedError as err:
+        raise ConfigError(str(err)) from None
 
 
 def _check_peft(peft: DictConfig) -> None:

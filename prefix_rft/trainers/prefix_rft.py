@@ -291,6 +291,8 @@ class PrefixRFTTrainer(GRPOTrainer):
         is_full[sorted(self._full_rows)] = True
         # Off-policy rows (whole demonstrations, end-of-turn included) for LUFFY's shaped loss.
         output["off_policy_mask"] = (is_full.unsqueeze(1) & output["completion_mask"].bool()).int()
+        # Which rows were not sampled at all (cost accounting: prefix_rft.cost.trainers).
+        output["demonstration_row"] = is_full
         is_hybrid = lengths > 0
         self._log_rollout_metrics(mode, is_hybrid, lengths, ratios)
         self._metrics[mode]["prefix/full_demo_fraction"].append(

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from prefix_rft.cost.counters import record_cost
 from prefix_rft.errors import ConfigError
 from prefix_rft.trainers.algorithm_config import knob
 from prefix_rft.trainers.demonstrations import (
@@ -133,10 +134,13 @@ class ReLIFTTrainer(PrefixRFTTrainer):
         n_micro = math.ceil(per_process / micro)
         shard = shard + [None] * (n_micro * micro - len(shard))
         device = self.accelerator.device
-        local_tokens = sum(len(e["demo_ids"]) for e in shard if e is not None)
-        total_tokens = self.accelerator.reduce(
-            torch.tensor(float(local_tokens), device=device), reduction="sum"
-        ).item()
+        local = [
+            sum(len(e["demo_ids"]) for e in shard if e is not None),
+            sum(len(e["prompt_ids"]) for e in shard if e is not None),
+        ]
+        total_tokens, prompt_tokens = self.accelerator.reduce(
+            torch.tensor(local, dtype=torch.long, device=device), reduction="sum"
+        ).tolist()
 
         params = [p for p in self.model.parameters() if p.requires_grad]
         stashed = [p.grad for p in params]  # the RL gradients accumulated so far
@@ -177,6 +181,9 @@ class ReLIFTTrainer(PrefixRFTTrainer):
         m["relift/sft_loss"].append(nll_total / max(total_tokens, 1.0))
         m["relift/sft_tokens"].append(total_tokens)
         m["relift/sft_steps"].append(float(self.buffer.num_sft_steps))
+        record_cost(
+            self, trained_sft_tokens=total_tokens, forward_backward_tokens=total_tokens + prompt_tokens
+        )
 
     # ------------------------------------------------------------------ checkpoints
     def _save_checkpoint(self, model, trial):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from prefix_rft.cost.counters import record_cost
 from prefix_rft.errors import ConfigError
 from prefix_rft.trainers.algorithm_config import knob
 from prefix_rft.trainers.demonstrations import (
@@ -88,7 +89,7 @@ class RLWithSFTLossTrainer(PrefixRFTTrainer):
         mode = "train" if self.model.training else "eval"
         demo_mask = inputs["demo_mask"]
         rows = demo_mask.any(dim=1)  # only rows that carry a demonstration need a forward pass
-        stat = torch.zeros(2, device=loss.device)
+        stat = torch.zeros(3, device=loss.device)
         if self.algorithm.sft_coef > 0 and rows.any():
             logps = demonstration_logps(
                 self,
@@ -102,9 +103,12 @@ class RLWithSFTLossTrainer(PrefixRFTTrainer):
             mask = demo_mask[rows].to(logps.dtype)
             nll_sum = -(logps * mask).sum()
             loss = loss + self.algorithm.sft_coef * nll_sum / self._demo_token_normalizer(inputs, mode)
-            stat = torch.stack([nll_sum.detach().float(), mask.sum().float()])
+            prompt_tokens = inputs["prompt_mask"][rows].sum().float()
+            stat = torch.stack([nll_sum.detach().float(), mask.sum().float(), prompt_tokens])
         # Collective on every process, whether or not its micro-batch had demonstrations.
-        total, count = self.accelerator.reduce(stat, reduction="sum").tolist()
+        total, count, prompts = self.accelerator.reduce(stat, reduction="sum").tolist()
         if count:
             self._metrics[mode]["sft/demo_nll"].append(total / count)
+            if mode == "train":
+                record_cost(self, trained_sft_tokens=count, forward_backward_tokens=count + prompts)
         return loss

@@ -19,6 +19,7 @@ import torch
 from prefix_rft.config.build import build_rl_trainer
 from prefix_rft.config.compose import compose_config
 from prefix_rft.config.validate import validate_train_config
+from prefix_rft.cost.counters import cost_state
 from prefix_rft.data.sources import load_train_dataset
 from prefix_rft.losses import top_fraction_threshold
 from prefix_rft.models.load import load_model, load_tokenizer
@@ -82,6 +83,7 @@ def main(out_dir: Path, model_dir: str) -> None:
         "world_size": trainer.accelerator.num_processes,
         "global_step": trainer.state.global_step,
         "calls": records,
+        "cost": cost_state(trainer).counters.as_dict(),
     }
     (out_dir / f"thresholds_rank{rank}.json").write_text(json.dumps(result, indent=2))
 
