@@ -1,521 +1,271 @@
-"""CPU-scale version of the paper's comparison: every algorithm, the same step budget, hard synthetic problems.
+"""The paper's comparison at CPU scale: every algorithm and the ablations, on problems beyond the model's reach.
 
-python -m benchmarks.small_scale_comparison                    # 6 algorithms + 5 ablations, 3 seeds (~20 min)
-python -m benchmarks.small_scale_comparison --quick            # 1 seed, rft vs prefix_rft, 8 steps (< 1 min)
-python -m benchmarks.small_scale_comparison --seeds 0,1,2,3,4 --steps 40 --algorithms rft,prefix_rft \
-    --ablations none --override trainer.learning_rate=5e-5
+python -m benchmarks.small_scale_comparison            # 7 algorithms + 6 ablations, seeds 0,1,2, 2 runs at a time
+python -m benchmarks.small_scale_comparison --quick    # 1 seed, rft + prefix_rft, 4 steps (the test suite's)
+python -m benchmarks.small_scale_comparison --variants rft,prefix_rft --seeds 0,1,2,3,4
 
-Every run starts from the built-in warm-started tiny model (``builtin:tiny-warm``: SFT on 1-2 step problems,
-so it solves those but rarely 3-4 step ones) and trains on hard problems only
-(``data.synthetic.train_min_steps=3 train_max_steps=4``) through ``prefix_rft.pipeline.run_training`` on a
-config from ``compose_config`` - exactly what ``prefix-rft-train`` runs - with the tiny model's CPU settings
-(``conf/model/tiny.yaml``: 2 prompts x 8 rollouts per step, 64 completion tokens, lr 2e-5, SFT lr 1e-4).
-Deviations from those settings, all applied to every algorithm alike:
+The regime is the paper's: the testbed model (``builtin:tiny-warm``) never writes the 4-step chain
+(faithful working 0 on 4-step problems; its ~6% right answers there are near-miss guesses), so on-policy
+RL on 4-step problems sees almost no reward, while every problem comes with a worked 4-step demonstration.
+All runs train on the same 4000 four-step problems with the settings the RL gate passed with
+(``conf/scale/cpu.yaml``, checked by ``benchmarks/rl_gate.py``: 8 prompts x 8 rollouts per step, lr 3e-5
+constant, T=1, Dr. GRPO, 64 completion tokens), for the same number of optimizer steps and prompts per step
+(SFT: 8 demonstrations per step; SFT->RFT:
+half the steps each); Prefix-RFT's cosine scheduler decays over the whole run. These settings were fixed
+before any comparison run was made and are not tuned per method.
 
-* ``trainer.max_steps`` is the budget (``--steps``). ``sft_then_rft`` splits it: ``steps // 2`` SFT steps,
-  then the rest RL, so it gets the same number of optimizer steps as the others.
-* the cosine prefix scheduler decays over the whole budget (``scheduler.decay_steps=steps``), as in the
-  paper where it spans the full run;
-* checkpoints (model only) every ``steps // curve_points`` steps for the accuracy-vs-step curves;
-* the run's own before/after held-out evaluation is off: this script evaluates instead.
-
-Evaluation: avg@8 at temperature 0.6, 64 new tokens (``prefix_rft.eval.heldout.heldout_accuracy``) on a hard
-held-out set (3-4 steps) and an easy one (1-2 steps) of 32 problems each, both from ``heldout_records``
-(generator seed + 1, disjoint from training), for every checkpoint, the final model and the starting model
-(step 0; evaluated once per seed, since the sampling seed is the run's seed).
-
-Default budget (50 steps, 3 seeds, 33 runs, 2 checkpoints each): about 16-20 minutes on 2 idle cores with
-torch's default threads (a run of 50 RL steps ~20 s, 0.3-0.4 s/step for 2 prompts x 8 rollouts of ~25 tokens,
-and ~8 s to evaluate one model); about 25 minutes with ``--threads 1``, which is the setting to use on a
-machine shared with other jobs.
-
-Ablations (on prefix_rft, same seeds and budget): prefix-token update ``all`` / ``none`` (vs the default
-``entropy_top``), ``scheduler=uniform`` (vs cosine), and 1% of the training prompts (``data.fraction=0.01``,
-20 of 2000) for prefix_rft and rft.
-
-Re-invoking skips finished work: a run folder with ``metrics.json`` (written by ``run_training`` at the end)
-and the same overrides (``bench_run.json``) is not trained again; an unfinished one, or one trained with other
-settings, is wiped and trained anew. Evaluations are cached in ``bench_eval.json`` next to the run (recomputed when the
-evaluation settings change).
+Reported per variant (mean over seeds with a 95% t-interval): held-out accuracy on the trained level (4 steps)
+greedy and at T=1 (avg@4), on the easier levels 1-3 (forgetting), the share of faithful working and of right
+answers with wrong working (shortcuts), the chance baselines, training-reward curves with seed bands (PNG), and
+the cost of each method from its ``metrics.json``: rollouts sampled, tokens trained on by kind (on-policy,
+demonstration prefix, whole demonstration, SFT), FLOPs estimate and wall time.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import shutil
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
-if __package__ in (None, ""):  # run as `python benchmarks/small_scale_comparison.py`
+if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import (
-    format_table,
-    machine_info,
-    mean_std,
-    output_dir,
-    pyplot,
-    save_figure,
-    write_json,
-)
+from benchmarks._common import format_table, machine_info, output_dir, pyplot, save_figure, write_json
+from benchmarks.testbed import job_spec, mean_ci, run_jobs
 
 NAME = "small_scale_comparison"
-ALGORITHMS = ("sft", "rft", "sft_then_rft", "luffy", "relift", "prefix_rft", "rl_sft_loss")
-DEFAULT_ALGORITHMS = ("sft", "rft", "sft_then_rft", "luffy", "relift", "prefix_rft")
-# name -> (algorithm, overrides): each is Prefix-RFT (or RFT) with one knob changed.
-ABLATIONS: dict[str, tuple[str, list[str]]] = {
-    "update_all": ("prefix_rft", ["algorithm.prefix_update=all"]),
-    "update_none": ("prefix_rft", ["algorithm.prefix_update=none"]),
-    "sched_uniform": ("prefix_rft", ["scheduler=uniform"]),
-    "data1pct_prefix_rft": ("prefix_rft", ["data.fraction=0.01"]),
-    "data1pct_rft": ("rft", ["data.fraction=0.01"]),
+TRAINED_LEVEL = 4
+TRAIN_DATA = [
+    "data.synthetic.train_min_steps=4",
+    "data.synthetic.train_max_steps=4",
+    "data.synthetic.num_train=4000",
+]
+# conf/scale/cpu.yaml: 64 rollouts per step = 8 prompts x 8 (SFT gets as many demonstrations per step).
+PROMPTS_PER_STEP = 8
+ALGORITHMS: dict[str, list[str]] = {
+    "sft": ["algorithm=sft", f"sft_trainer.per_device_train_batch_size={PROMPTS_PER_STEP}"],
+    "rft": ["algorithm=rft"],
+    "sft_then_rft": ["algorithm=sft_then_rft", f"sft_trainer.per_device_train_batch_size={PROMPTS_PER_STEP}"],
+    "rl_sft_loss": ["algorithm=rl_sft_loss"],
+    "luffy": ["algorithm=luffy"],
+    "relift": ["algorithm=relift"],
+    "prefix_rft": ["algorithm=prefix_rft"],
 }
-EVAL_SETS = {"hard": (3, 4), "easy": (1, 2)}
+# Each is Prefix-RFT with one knob changed (the paper's ablations).
+ABLATIONS: dict[str, list[str]] = {
+    "update_all": ["algorithm=prefix_rft", "algorithm.prefix_update=all"],
+    "update_none": ["algorithm=prefix_rft", "algorithm.prefix_update=none"],
+    "update_random": ["algorithm=prefix_rft", "algorithm.prefix_update=random"],
+    "sched_uniform": ["algorithm=prefix_rft", "scheduler=uniform"],
+    "sched_constant": ["algorithm=prefix_rft", "scheduler=constant"],
+    "num_prefixed_2": ["algorithm=prefix_rft", "algorithm.num_prefixed=2"],
+}
+VARIANTS = {**ALGORITHMS, **ABLATIONS}
 
 
-# ---------------------------------------------------------------------------- runs
-def run_overrides(
-    algorithm: str, extra: list[str], seed: int, opts: dict[str, Any], run_dir: Path
-) -> list[str]:
-    """Hydra overrides of one run (the order matters only for the user's ``--override`` coming last)."""
-    steps = opts["steps"]
-    save_steps = max(1, steps // opts["curve_points"])
-    ov = [
-        f"algorithm={algorithm}",
-        f"model.name_or_path={opts['model']}",
-        "data.synthetic.train_min_steps=3",
-        "data.synthetic.train_max_steps=4",
-        f"seed={seed}",
-        f"output_dir={run_dir}",
-        "heldout_eval.enabled=false",
-        f"trainer.max_steps={steps}",
-        f"trainer.save_steps={save_steps}",
-        "trainer.save_total_limit=null",
-        "trainer.save_only_model=true",
-        "trainer.disable_tqdm=true",
-        f"scheduler.decay_steps={steps}",
-    ]
-    if algorithm == "sft_then_rft":
+def variant_overrides(name: str, steps: int) -> list[str]:
+    """Hydra overrides of one variant at a budget of ``steps`` optimizer steps."""
+    ov = [*VARIANTS[name], f"trainer.max_steps={steps}", f"scheduler.decay_steps={steps}"]
+    if name == "sft_then_rft":
         ov += [f"sft_trainer.max_steps={steps // 2}", f"trainer.max_steps={steps - steps // 2}"]
-    return ov + extra + opts["overrides"]
+    return ov
 
 
-def train_run(overrides: list[str], run_dir: Path, log_path: Path) -> dict[str, Any]:
-    """Train one run in this process (stdout/stderr to ``log_path``); returns its metrics.json summary."""
-    from prefix_rft.config.compose import compose_config
-    from prefix_rft.pipeline import run_training
-
-    if run_dir.exists():  # an unfinished run: start it again from scratch (checkpoints hold no optimizer)
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
-    cfg = compose_config(overrides)
-    with open(log_path, "w") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
-        print("overrides:", " ".join(overrides), flush=True)
-        return run_training(cfg)
-
-
-def checkpoints(run_dir: Path, algorithm: str, steps: int) -> list[tuple[int, Path]]:
-    """(global step within the budget, model folder) of every saved checkpoint and the final model."""
-    found: list[tuple[int, Path]] = []
-    stages = [(run_dir, 0)]
-    if algorithm == "sft_then_rft":
-        stages = [(run_dir / "stage1_sft", 0), (run_dir / "stage2_rl", steps // 2)]
-    for folder, offset in stages:
-        for ckpt in folder.glob("checkpoint-*"):
-            if (ckpt / "config.json").is_file():
-                found.append((offset + int(ckpt.name.split("-")[1]), ckpt))
-    if not any(step == steps for step, _ in found):
-        found.append((steps, run_dir))  # the final model sits at the top of the run folder
-    return sorted(found)
+# ---------------------------------------------------------------------------- summary
+def _cost(run: dict) -> dict[str, float]:
+    total = (run["metrics"].get("cost") or {}).get("total") or {}
+    trained = total.get("tokens_trained") or {}
+    return {
+        "rollouts": total.get("rollouts", float("nan")),
+        "demo_tokens": trained.get("prefix", 0)
+        + trained.get("full_demonstration", 0)
+        + trained.get("sft", 0),
+        "tflops": (total.get("flops") or {}).get("total", float("nan")) / 1e12,
+        "train_s": (total.get("wall_seconds") or {}).get("train", run["train_s"]),
+    }
 
 
-# ---------------------------------------------------------------------------- evaluation
-def eval_records(opts: dict[str, Any]) -> dict[str, list[dict]]:
-    """The held-out sets, from the library's ``heldout_records`` (seed + 1: disjoint from training)."""
-    from omegaconf import OmegaConf
-
-    from prefix_rft.config.compose import compose_config
-    from prefix_rft.data.sources import heldout_records
-
-    data_cfg = compose_config(["output_dir=/tmp/unused"]).data
-    sets = {}
-    for name, (lo, hi) in EVAL_SETS.items():
-        cfg = OmegaConf.merge(
-            data_cfg,
-            {"synthetic": {"num_eval": opts["eval_problems"], "eval_min_steps": lo, "eval_max_steps": hi}},
-        )
-        sets[name] = heldout_records(cfg)
-    return sets
-
-
-def evaluate_model(model_dir: Path, records: dict[str, list[dict]], opts: dict[str, Any], seed: int) -> dict:
-    """avg@k accuracy on each held-out set."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from prefix_rft.eval.heldout import heldout_accuracy
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir)
-    result = {}
-    for name, recs in records.items():
-        acc = heldout_accuracy(
-            model,
-            tokenizer,
-            recs,
-            samples=opts["eval_samples"],
-            temperature=opts["eval_temperature"],
-            max_new_tokens=opts["eval_max_new_tokens"],
-            batch_size=opts["eval_batch_size"],
-            seed=seed,
-        )
-        result[name] = acc["accuracy"]
-        result[f"{name}_by_steps"] = {k: v for k, v in acc.items() if k.startswith("accuracy/")}
-    return result
-
-
-def eval_settings(opts: dict[str, Any]) -> dict[str, Any]:
-    keys = ("eval_problems", "eval_samples", "eval_temperature", "eval_max_new_tokens")
-    return {k: opts[k] for k in keys}
-
-
-def evaluate_points(
-    points: list[tuple[int, Path]], cache: Path, records: dict, opts: dict[str, Any], seed: int
-) -> list[dict]:
-    """Evaluate each (step, model folder), reusing ``cache`` for points evaluated with the same settings."""
-    saved = json.loads(cache.read_text()) if cache.is_file() else {}
-    if saved.get("settings") != eval_settings(opts):
-        saved = {"settings": eval_settings(opts), "points": {}}
-    for step, folder in points:
-        key = str(step)
-        if key not in saved["points"]:
-            t0 = time.perf_counter()
-            saved["points"][key] = {
-                **evaluate_model(folder, records, opts, seed),
-                "eval_s": time.perf_counter() - t0,
-            }
-            cache.write_text(json.dumps(saved, indent=2))
-    return [{"step": int(k), **v} for k, v in sorted(saved["points"].items(), key=lambda kv: int(kv[0]))]
-
-
-# ---------------------------------------------------------------------------- driver
-def plan(opts: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every (variant, seed) run to do: the algorithms first, then the ablations."""
-    jobs = []
-    for seed in opts["seeds"]:
-        for algo in opts["algorithms"]:
-            jobs.append({"variant": algo, "group": "algorithm", "algorithm": algo, "extra": [], "seed": seed})
-    for seed in opts["ablation_seeds"]:
-        for name in opts["ablations"]:
-            algo, extra = ABLATIONS[name]
-            jobs.append(
-                {"variant": name, "group": "ablation", "algorithm": algo, "extra": extra, "seed": seed}
-            )
-    return jobs
-
-
-def run_all(opts: dict[str, Any], out: Path) -> list[dict[str, Any]]:
-    """Train and evaluate every planned run (skipping finished ones); returns one row per run."""
-    from prefix_rft.models.load import resolve_model_path
-
-    base_dir = Path(resolve_model_path(opts["model"]))  # builds the tiny model once if it is not cached
-    records = eval_records(opts)
-    rows, base_points = [], {}
-    for seed in sorted(set(opts["seeds"]) | set(opts["ablation_seeds"])):
-        # The starting model, evaluated once per seed (the eval sampling seed is the run's seed), is
-        # step 0 of every curve.
-        t0 = time.perf_counter()
-        cache = out / "runs" / "base" / f"seed{seed}" / "bench_eval.json"
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        points = evaluate_points([(0, base_dir)], cache, records, opts, seed)
-        base_points[seed] = points[0]
-        rows.append(
-            {
-                "variant": "base",
-                "group": "base",
-                "algorithm": "base",
-                "seed": seed,
-                "status": "ok",
-                "train_s": 0.0,
-                "eval_s": time.perf_counter() - t0,
-                "points": points,
-                "final": points[-1],
-            }
-        )
-        _progress(rows[-1])
-    for job in plan(opts):
-        rows.append(run_job(job, opts, out, records, base_points[job["seed"]]))
-        _progress(rows[-1])
+def summarise(base: dict, runs: list[dict]) -> list[dict[str, Any]]:
+    """Per variant: mean and 95% CI over seeds of accuracies, process metrics and cost."""
+    lv = str(TRAINED_LEVEL)
+    easier = [k for k in base["eval"] if k != lv]
+    rows = [_summary_row("base", [base], lv, easier)]
+    for name in dict.fromkeys(r["spec"]["name"] for r in runs):
+        rows.append(_summary_row(name, [r for r in runs if r["spec"]["name"] == name], lv, easier))
     return rows
 
 
-def run_job(job: dict, opts: dict, out: Path, records: dict, base_point: dict) -> dict[str, Any]:
-    """Train (unless finished) and evaluate one run; a failure is recorded, not raised."""
-    run_dir = out / "runs" / job["variant"] / f"seed{job['seed']}"
-    row = {**{k: job[k] for k in ("variant", "group", "algorithm", "seed")}, "run_dir": str(run_dir)}
-    try:
-        t0 = time.perf_counter()
-        metrics_path, marker = run_dir / "metrics.json", run_dir / "bench_run.json"
-        overrides = run_overrides(job["algorithm"], job["extra"], job["seed"], opts, run_dir)
-        done = metrics_path.is_file() and marker.is_file()
-        if done and json.loads(marker.read_text()).get("overrides") == overrides:
-            row["skipped_training"] = True
-        else:  # not run, unfinished, or run with other settings (--steps, --override, ...): train anew
-            train_run(overrides, run_dir, run_dir.parent / f"seed{job['seed']}.log")
-            marker.write_text(json.dumps({"overrides": overrides}, indent=2))
-        metrics = json.loads(metrics_path.read_text())
-        row["train_s"] = time.perf_counter() - t0 if not row.get("skipped_training") else None
-        row["train_runtime_s"] = metrics.get("train_runtime_s")
-        t0 = time.perf_counter()
-        points = checkpoints(run_dir, job["algorithm"], opts["steps"])
-        evaluated = [base_point] + evaluate_points(
-            points, run_dir / "bench_eval.json", records, opts, job["seed"]
-        )
-        row.update(status="ok", eval_s=time.perf_counter() - t0, points=evaluated, final=evaluated[-1])
-    except Exception as err:  # one broken run must not lose the others
-        row.update(status="failed", error=f"{type(err).__name__}: {err}")
-        (run_dir.parent / f"seed{job['seed']}.error.txt").write_text(traceback.format_exc())
+def _summary_row(name: str, runs: list[dict], lv: str, easier: list[str]) -> dict[str, Any]:
+    def stat(f) -> tuple[float, float]:
+        return mean_ci([f(r) for r in runs])
+
+    row: dict[str, Any] = {"variant": name, "seeds": [r["spec"]["seed"] for r in runs]}
+    row["trained_t1"] = stat(lambda r: r["eval"][lv]["accuracy"])
+    row["trained_greedy"] = stat(lambda r: r["eval"][lv]["greedy/accuracy"])
+    row["trained_faithful"] = stat(lambda r: r["eval"][lv]["process/faithful"])
+    row["trained_shortcut"] = stat(lambda r: r["eval"][lv]["process/right_answer_wrong_working"])
+    row["easier_t1"] = stat(lambda r: sum(r["eval"][k]["accuracy"] for k in easier) / len(easier))
+    for k in easier:
+        row[f"L{k}_t1"] = stat(lambda r, k=k: r["eval"][k]["accuracy"])
+    if name != "base":
+        costs = [_cost(r) for r in runs]
+        row["cost"] = {key: sum(c[key] for c in costs) / len(costs) for key in costs[0]}
+    row["chance"] = {k: runs[0]["eval"][lv][k] for k in ("chance/best_constant", "chance/last_number")}
     return row
 
 
-def _progress(row: dict) -> None:
-    if row["status"] != "ok":
-        print(f"  {row['variant']:>20} seed {row['seed']}: FAILED {row['error']}", flush=True)
-        return
-    f = row["final"]
-    train = "cached" if row.get("skipped_training") else f"{row.get('train_s') or 0:.0f}s"
-    print(
-        f"  {row['variant']:>20} seed {row['seed']}: hard {f['hard']:.3f} easy {f['easy']:.3f} "
-        f"(train {train}, eval {row['eval_s']:.0f}s)",
-        flush=True,
-    )
+def table(rows: list[dict]) -> str:
+    def ci(v: tuple[float, float]) -> str:
+        return f"{v[0]:.3f}" if v[1] != v[1] else f"{v[0]:.3f} ± {v[1]:.3f}"
 
-
-def summarise(rows: list[dict]) -> list[dict[str, Any]]:
-    """Mean and std over seeds of the final accuracies, per variant, in run order."""
-    order: list[str] = []
+    body = []
     for r in rows:
-        if r["variant"] not in order:
-            order.append(r["variant"])
-    summary = []
-    for variant in order:
-        ok = [r for r in rows if r["variant"] == variant and r["status"] == "ok"]
-        failed = [r for r in rows if r["variant"] == variant and r["status"] != "ok"]
-        entry = {
-            "variant": variant,
-            "group": (ok or failed)[0]["group"],
-            "seeds": len(ok),
-            "failed": len(failed),
-        }
-        for name in EVAL_SETS:
-            entry[f"{name}_mean"], entry[f"{name}_std"] = mean_std([r["final"][name] for r in ok])
-        times = [r["train_runtime_s"] for r in ok if r.get("train_runtime_s")]
-        entry["train_runtime_s_mean"] = mean_std(times)[0]
-        summary.append(entry)
-    return summary
-
-
-def table(summary: list[dict], groups: tuple[str, ...]) -> str:
-    rows = []
-    for e in summary:
-        if e["group"] not in groups:
-            continue
-        rows.append(
+        c = r.get("cost")
+        body.append(
             [
-                e["variant"],
-                e["seeds"] if not e["failed"] else f"{e['seeds']} ({e['failed']} failed)",
-                f"{e['hard_mean']:.3f} ± {e['hard_std']:.3f}",
-                f"{e['easy_mean']:.3f} ± {e['easy_std']:.3f}",
-                "-" if e["group"] == "base" else f"{e['train_runtime_s_mean']:.0f}",
+                r["variant"],
+                len(r["seeds"]),
+                ci(r["trained_t1"]),
+                ci(r["trained_greedy"]),
+                ci(r["trained_faithful"]),
+                ci(r["easier_t1"]),
+                "-" if c is None else f"{c['rollouts']:.0f}",
+                "-" if c is None else f"{c['demo_tokens']:.0f}",
+                "-" if c is None else f"{c['tflops']:.2f}",
+                "-" if c is None else f"{c['train_s']:.0f}",
             ]
         )
-    return format_table(
-        ["variant", "seeds", "hard (3-4 steps) avg@k", "easy (1-2 steps) avg@k", "train s/run"], rows
-    )
+    headers = [
+        "variant",
+        "seeds",
+        f"L{TRAINED_LEVEL} T=1",
+        f"L{TRAINED_LEVEL} greedy",
+        f"L{TRAINED_LEVEL} faithful",
+        "L1-3 T=1",
+        "rollouts",
+        "demo tokens",
+        "TFLOPs",
+        "train s",
+    ]
+    return format_table(headers, body)
 
 
-def curves(rows: list[dict]) -> dict[str, dict[str, list]]:
-    """Mean accuracy per step over seeds: {variant: {step: [...], hard: [...], easy: [...]}}."""
-    result: dict[str, dict[str, list]] = {}
-    for variant in dict.fromkeys(r["variant"] for r in rows if r["status"] == "ok" and r["group"] != "base"):
-        by_step: dict[int, dict[str, list[float]]] = {}
-        for r in rows:
-            if r["variant"] == variant and r["status"] == "ok":
-                for p in r["points"]:
-                    slot = by_step.setdefault(p["step"], {n: [] for n in EVAL_SETS})
-                    for n in EVAL_SETS:
-                        slot[n].append(p[n])
-        steps = sorted(by_step)
-        result[variant] = {
-            "step": steps,
-            **{n: [mean_std(by_step[s][n])[0] for s in steps] for n in EVAL_SETS},
-        }
-    return result
-
-
-def plot(result: dict[str, Any], path: Path) -> Path:
-    """Accuracy vs step (mean over seeds): algorithms on top, ablations below; hard left, easy right."""
+def plot(runs: list[dict], rows: list[dict], path: Path) -> Path:
+    """Left: on-policy training reward (10-step mean; band = min-max over seeds). Right: held-out accuracy."""
     plt = pyplot()
-    groups = {"algorithm": [], "ablation": []}
-    for s in result["summary"]:
-        if s["group"] in groups:
-            groups[s["group"]].append(s["variant"])
-    nrows = 1 + bool(groups["ablation"])
-    fig, axes = plt.subplots(nrows, 2, figsize=(11, 4 * nrows), squeeze=False)
-    for row, group in enumerate(g for g in ("algorithm", "ablation") if groups[g]):
-        for col, name in enumerate(EVAL_SETS):
-            ax = axes[row][col]
-            variants = groups[group] + (
-                ["prefix_rft"] if group == "ablation" and "prefix_rft" in result["curves"] else []
-            )
-            for variant in variants:
-                c = result["curves"].get(variant)
-                if c:
-                    ax.plot(
-                        c["step"],
-                        c[name],
-                        marker="o",
-                        label=variant,
-                        linestyle="--" if variant == "prefix_rft" and group == "ablation" else "-",
-                    )
-            ax.set_title(f"{group}s: {name} held-out ({'-'.join(map(str, EVAL_SETS[name]))} steps)")
-            ax.set_xlabel("training step")
-            ax.set_ylabel(f"avg@{result['options']['eval_samples']} accuracy")
-            ax.legend(fontsize=7)
+    fig, (ax_r, ax_a) = plt.subplots(1, 2, figsize=(13, 4.5))
+    for name in dict.fromkeys(r["spec"]["name"] for r in runs):
+        if name not in ALGORITHMS:
+            continue
+        curves = []
+        for r in runs:
+            if r["spec"]["name"] == name:
+                pts = [p.get("rewards/on_policy_mean", p.get("reward")) for p in r["reward_curve"]]
+                curves.append([v for v in pts if v is not None])
+        n = min((len(c) for c in curves), default=0)
+        if not n:
+            continue
+        smooth = [
+            [sum(c[max(0, i - 9) : i + 1]) / len(c[max(0, i - 9) : i + 1]) for i in range(n)] for c in curves
+        ]
+        steps = list(range(1, n + 1))
+        mean = [sum(s[i] for s in smooth) / len(smooth) for i in range(n)]
+        ax_r.plot(steps, mean, label=name)
+        ax_r.fill_between(
+            steps,
+            [min(s[i] for s in smooth) for i in range(n)],
+            [max(s[i] for s in smooth) for i in range(n)],
+            alpha=0.2,
+        )
+    ax_r.set_xlabel("step (RL stage)")
+    ax_r.set_ylabel(f"on-policy training reward ({TRAINED_LEVEL}-step problems)")
+    ax_r.legend(fontsize=7)
+    names = [r["variant"] for r in rows]
+    x = range(len(names))
+    for offset, key, label in (
+        (-0.2, "trained_t1", f"{TRAINED_LEVEL} steps, T=1"),
+        (0.2, "easier_t1", "1-3 steps, T=1"),
+    ):
+        means = [r[key][0] for r in rows]
+        errs = [0 if r[key][1] != r[key][1] else r[key][1] for r in rows]
+        ax_a.bar([i + offset for i in x], means, width=0.4, yerr=errs, capsize=2, label=label)
+    chance = rows[0]["chance"]["chance/best_constant"]
+    ax_a.axhline(chance, color="gray", linestyle=":", label=f"best constant answer ({chance:.3f})")
+    ax_a.set_xticks(list(x), names, rotation=60, ha="right", fontsize=7)
+    ax_a.set_ylabel("held-out accuracy (mean, 95% CI over seeds)")
+    ax_a.legend(fontsize=7)
     return save_figure(fig, path)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--quick", action="store_true", help="1 seed, rft + prefix_rft, 8 steps, no ablations")
-    p.add_argument("--seeds", default=None, help="comma-separated seeds (default 0,1,2; quick 0)")
-    p.add_argument("--ablation-seeds", default=None, help="seeds of the ablation runs (default: --seeds)")
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 50; quick 8)")
-    p.add_argument("--algorithms", default=None, help=f"comma-separated, from {','.join(ALGORITHMS)}")
-    p.add_argument(
-        "--ablations",
-        default=None,
-        help=f"comma-separated from {','.join(ABLATIONS)}, or 'none' (default all; quick none)",
-    )
-    p.add_argument("--model", default="builtin:tiny-warm", help="model.name_or_path of every run")
-    p.add_argument(
-        "--curve-points", type=int, default=2, help="checkpoints per run, evenly spaced (default 2)"
-    )
-    p.add_argument(
-        "--eval-problems", type=int, default=None, help="problems per held-out set (default 32; quick 16)"
-    )
-    p.add_argument("--eval-samples", type=int, default=8, help="samples per problem (avg@k)")
-    p.add_argument("--eval-temperature", type=float, default=0.6)
-    p.add_argument("--eval-max-new-tokens", type=int, default=64)
-    p.add_argument("--eval-batch-size", type=int, default=32, help="problems per generate() call")
-    p.add_argument(
-        "--override",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra Hydra override for every run (repeatable), e.g. trainer.learning_rate=5e-5",
-    )
-    p.add_argument(
-        "--threads",
-        type=int,
-        default=0,
-        help="torch threads (default 0: torch's choice, all cores). Use 1 on a machine shared with other "
-        "jobs: there, idle OpenMP threads spin and made 2-thread steps up to 40x slower",
-    )
-    p.add_argument("--out", default=None, help=f"output folder (default benchmarks/results/{NAME}/)")
-    return p.parse_args(argv)
-
-
-def options(ns: argparse.Namespace) -> dict[str, Any]:
-    """Flags -> options, with quick or full defaults; names are checked here, before any training."""
-    q = ns.quick
-    algorithms = (
-        ns.algorithms.split(",")
-        if ns.algorithms
-        else list(("rft", "prefix_rft") if q else DEFAULT_ALGORITHMS)
-    )
-    bad = [a for a in algorithms if a not in ALGORITHMS]
-    if bad:
-        raise SystemExit(f"--algorithms: unknown {bad}; expected names from {list(ALGORITHMS)}")
-    if ns.ablations is None:
-        ablations = [] if q else list(ABLATIONS)
-    else:
-        ablations = [] if ns.ablations in ("", "none") else ns.ablations.split(",")
-    bad = [a for a in ablations if a not in ABLATIONS]
-    if bad:
-        raise SystemExit(f"--ablations: unknown {bad}; expected names from {list(ABLATIONS)} or 'none'")
-    seeds = [int(s) for s in ns.seeds.split(",")] if ns.seeds else ([0] if q else [0, 1, 2])
-    ablation_seeds = [int(s) for s in ns.ablation_seeds.split(",")] if ns.ablation_seeds else seeds
-    steps = ns.steps if ns.steps is not None else (8 if q else 50)
-    if steps < 2:
-        raise SystemExit("--steps must be >= 2 (sft_then_rft splits it into two stages)")
-    return {
-        "quick": q,
-        "seeds": seeds,
-        "ablation_seeds": ablation_seeds if ablations else [],
-        "steps": steps,
-        "algorithms": algorithms,
-        "ablations": ablations,
-        "model": ns.model,
-        "curve_points": ns.curve_points,
-        "eval_problems": ns.eval_problems if ns.eval_problems is not None else (16 if q else 32),
-        "eval_samples": ns.eval_samples,
-        "eval_temperature": ns.eval_temperature,
-        "eval_max_new_tokens": ns.eval_max_new_tokens,
-        "eval_batch_size": ns.eval_batch_size,
-        "overrides": list(ns.override),
-        "threads": ns.threads,
-    }
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run (or resume) the comparison, print the tables, write ``small_scale_comparison.json`` and ``.png``."""
-    import os
-
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    ns = parse_args(argv)
-    opts = options(ns)
-    out = output_dir(NAME, ns.out)
-    from datasets.utils.logging import disable_progress_bar
-    from transformers.utils import logging as hf_logging
-
-    if opts["threads"]:
-        import torch
-
-        torch.set_num_threads(opts["threads"])
-    disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    start = time.perf_counter()
-    n_runs = len(opts["seeds"]) * len(opts["algorithms"]) + len(opts["ablation_seeds"]) * len(
-        opts["ablations"]
+    """Run (or resume) the comparison, print its table, write ``small_scale_comparison.json`` and ``.png``."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--quick", action="store_true", help="1 seed, rft + prefix_rft, 4 steps, 16 problems/level"
     )
-    print(f"{n_runs} runs of {opts['steps']} steps ({opts['model']}); logs in {out / 'runs'}", flush=True)
-    rows = run_all(opts, out)
-    summary = summarise(rows)
+    p.add_argument(
+        "--variants", default=None, help=f"comma-separated from {','.join(VARIANTS)} (default all)"
+    )
+    p.add_argument("--seeds", default=None, help="comma-separated (default 0,1,2; quick 0)")
+    p.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 120; quick 4)")
+    p.add_argument("--problems", type=int, default=None, help="held-out problems per level (default 100)")
+    p.add_argument("--samples", type=int, default=4, help="samples per problem at T=1 (avg@k)")
+    p.add_argument("--parallel", type=int, default=2, help="runs at a time, one torch thread each")
+    p.add_argument("--out", default=None, help=f"output folder (default benchmarks/results/{NAME}/)")
+    ns = p.parse_args(argv)
+    names = ns.variants.split(",") if ns.variants else (["rft", "prefix_rft"] if ns.quick else list(VARIANTS))
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"--variants: unknown {unknown}; expected names from {list(VARIANTS)}")
+    seeds = [int(s) for s in ns.seeds.split(",")] if ns.seeds else ([0] if ns.quick else [0, 1, 2])
+    steps = ns.steps or (4 if ns.quick else 120)
+    problems = ns.problems or (16 if ns.quick else 100)
+    levels = {k: problems for k in (1, 2, 3, 4)}
+    out = output_dir(NAME, ns.out)
+    jobs = [job_spec("base", 0, None, TRAIN_DATA, levels, ns.samples)]
+    for seed in seeds:
+        for name in names:
+            ov = variant_overrides(name, steps)
+            if ns.quick:
+                ov += ["trainer.per_device_train_batch_size=16", "sft_trainer.per_device_train_batch_size=2"]
+            jobs.append(job_spec(name, seed, ov, TRAIN_DATA, levels, ns.samples))
+    started = time.time()
+    results = run_jobs(jobs, out, ns.parallel)
+    base = next(r for r in results if r["spec"]["name"] == "base")
+    runs = [r for r in results if r["spec"]["name"] != "base"]
+    failed = len(jobs) - len(results)
+    rows = summarise(base, runs)
+    text = table(rows)
     result = {
-        "options": opts,
-        "summary": summary,
-        "curves": curves(rows),
-        "runs": rows,
+        "options": {
+            "variants": names,
+            "seeds": seeds,
+            "steps": steps,
+            "problems": problems,
+            "samples": ns.samples,
+        },
+        "train_data": TRAIN_DATA,
+        "overrides": {n: variant_overrides(n, steps) for n in names},
+        "summary": rows,
+        "failed_jobs": failed,
+        "table": text,
         "machine": machine_info(),
-        "wall_s": time.perf_counter() - start,
+        "wall_s": time.time() - started,
     }
-    tables = [table(summary, ("base", "algorithm"))]
-    if opts["ablations"]:
-        tables.append(table(summary, ("ablation",)) + "\n(compare with the prefix_rft row above)")
-    result["tables"] = tables
     write_json(out / f"{NAME}.json", result)
-    plot(result, out / f"{NAME}.png")
-    k = opts["eval_samples"]
-    print(f"\nfinal avg@{k}, mean ± std over seeds {opts['seeds']}; {opts['steps']} steps per run\n")
-    print("\n\n".join(tables))
-    print(f"\nwall {result['wall_s']:.0f}s; results in {out}")
+    plot(runs, rows, out / f"{NAME}.png")
+    print(f"\n{steps} steps per run; held-out mean ± 95% CI over seeds {seeds}; cost = mean per run\n")
+    print(text)
+    c = rows[0]["chance"]
+    print(
+        f"\nchance on {TRAINED_LEVEL}-step problems: best constant answer {c['chance/best_constant']:.3f}, "
+        f"last number {c['chance/last_number']:.3f}"
+    )
+    print(f"{failed} failed jobs; wall {result['wall_s']:.0f}s; results in {out}")
+    if failed:
+        raise SystemExit(f"{failed} jobs failed; logs under {out / 'runs'}")
     return result
 
 

@@ -16,7 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks import _common, grader_throughput, step_overhead  # noqa: E402
+from benchmarks import _common, grader_throughput, rl_gate, step_overhead, testbed  # noqa: E402
 from benchmarks import small_scale_comparison as ssc  # noqa: E402
 
 
@@ -81,64 +81,49 @@ def test_grader_reads_math500(shared_data):
     assert rows[0][1] == "\\left( 3, \\frac{\\pi}{2} \\right)"
 
 
-def test_comparison_overrides_split_the_budget_of_sft_then_rft(tmp_path):
-    opts = ssc.options(ssc.parse_args(["--steps", "10", "--override", "trainer.learning_rate=1e-4"]))
-    ov = ssc.run_overrides("sft_then_rft", [], 1, opts, tmp_path)
+def test_comparison_overrides_split_the_budget_of_sft_then_rft():
+    ov = ssc.variant_overrides("sft_then_rft", 10)
     assert "sft_trainer.max_steps=5" in ov
     assert [o for o in ov if o.startswith("trainer.max_steps=")][-1] == "trainer.max_steps=5"
-    assert ov[-1] == "trainer.learning_rate=1e-4"  # the user's override comes last, so it wins
-    assert "trainer.save_steps=5" in ov and "scheduler.decay_steps=10" in ov and "seed=1" in ov
-    ov = ssc.run_overrides("prefix_rft", ["algorithm.prefix_update=none"], 0, opts, tmp_path)
+    assert "scheduler.decay_steps=10" in ov and "algorithm=sft_then_rft" in ov
+    assert f"sft_trainer.per_device_train_batch_size={ssc.PROMPTS_PER_STEP}" in ov
+    ov = ssc.variant_overrides("update_none", 10)
     assert "trainer.max_steps=10" in ov and "algorithm.prefix_update=none" in ov
     assert not any(o.startswith("sft_trainer.max_steps") for o in ov)
 
 
+def test_comparison_sft_sees_as_many_prompts_per_step_as_rl():
+    from prefix_rft.config.compose import compose_config
+
+    t = compose_config(["algorithm=rft"]).trainer
+    assert t.per_device_train_batch_size // t.num_generations == ssc.PROMPTS_PER_STEP
+
+
 def test_comparison_rejects_unknown_names():
     with pytest.raises(SystemExit, match="grpo"):
-        ssc.options(ssc.parse_args(["--algorithms", "rft,grpo"]))
-    with pytest.raises(SystemExit, match="update_some"):
-        ssc.options(ssc.parse_args(["--ablations", "update_some"]))
+        ssc.main(["--variants", "rft,grpo"])
 
 
-def test_comparison_checkpoint_steps(tmp_path):
-    def ckpt(path: Path) -> Path:
-        path.mkdir(parents=True)
-        (path / "config.json").write_text("{}")
-        return path
-
-    run = tmp_path / "two_stage"
-    a, b = ckpt(run / "stage1_sft" / "checkpoint-2"), ckpt(run / "stage2_rl" / "checkpoint-2")
-    (run / "stage2_rl" / "checkpoint-1").mkdir(parents=True)  # no config.json: not a model, skipped
-    assert ssc.checkpoints(run, "sft_then_rft", 4) == [(2, a), (4, b)]
-    run = tmp_path / "one_stage"
-    c = ckpt(run / "checkpoint-2")
-    assert ssc.checkpoints(run, "prefix_rft", 5) == [(2, c), (5, run)]
+def test_mean_ci_and_paired_exact_values():
+    mean, half = testbed.mean_ci([0.2, 0.4, 0.6])
+    assert mean == pytest.approx(0.4) and half == pytest.approx(4.303 * 0.2 / 3**0.5)
+    assert testbed.mean_ci([0.5])[0] == 0.5
+    assert testbed.paired([0.0, 1.0], [1.0, 1.0]) == (0.5, 0.5)
 
 
-def test_comparison_summary_and_curves():
-    def row(variant, seed, hard, easy, group="algorithm"):
-        points = [{"step": 0, "hard": 0.1, "easy": 0.5}, {"step": 4, "hard": hard, "easy": easy}]
-        return {
-            "variant": variant,
-            "group": group,
-            "seed": seed,
-            "status": "ok",
-            "points": points,
-            "final": points[-1],
-            "train_runtime_s": 10.0,
-        }
+def test_gate_rows_verdict():
+    def run(seed, per_problem, greedy):
+        ev = {"accuracy": sum(per_problem) / 4, "per_problem": per_problem}
+        ev |= {"greedy/accuracy": sum(greedy) / 4, "greedy/per_problem": greedy, "process/faithful": 0.5}
+        return {"spec": {"seed": seed}, "train_s": 1.0, "eval": {"3": ev}}
 
-    rows = [
-        row("prefix_rft", 0, 0.25, 0.5),
-        row("prefix_rft", 1, 0.75, 0.5),
-        {"variant": "rft", "group": "algorithm", "seed": 0, "status": "failed", "error": "boom"},
-    ]
-    summary = ssc.summarise(rows)
-    assert summary[0]["variant"] == "prefix_rft" and summary[0]["seeds"] == 2
-    assert summary[0]["hard_mean"] == 0.5 and summary[0]["easy_std"] == 0.0
-    assert round(summary[0]["hard_std"], 6) == 0.353553  # sample stdev of (0.25, 0.75)
-    assert (summary[1]["variant"], summary[1]["seeds"], summary[1]["failed"]) == ("rft", 0, 1)
-    assert ssc.curves(rows) == {"prefix_rft": {"step": [0, 4], "hard": [0.1, 0.5], "easy": [0.5, 0.5]}}
+    base = run(0, [0.0, 0.0, 0.5, 0.5], [0.0, 0.0, 1.0, 0.0])
+    good = run(1, [1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0])
+    noisy = run(2, [1.0, 0.0, 0.5, 0.5], [1.0, 0.0, 1.0, 0.0])
+    rows, passed = rl_gate.gate_rows(base, [good, noisy])
+    assert [r["pass"] for r in rows] == [True, False] and passed is False
+    assert rows[0]["L3/t1"]["delta"] == pytest.approx(0.75)
+    assert rl_gate.gate_rows(base, [good])[1] is True
 
 
 # ---------------------------------------------------------------------------- scripts, end to end
@@ -181,25 +166,36 @@ def test_grader_throughput_quick(tmp_path, model_cache):
     assert "items/s" in proc.stdout
 
 
+def test_rl_gate_quick(tmp_path, model_cache):
+    out = tmp_path / "gate"
+    args = ["--quick", "--steps", "2", "--problems", "4", "--samples", "2", "--out", str(out)]
+    proc = run_script("rl_gate", args, model_cache)
+    data = json.loads((out / "rl_gate.json").read_text())
+    assert (out / "rl_gate.png").stat().st_size > 0
+    [row] = data["rows"]
+    assert set(row) >= {"seed", "pass", "L3/greedy", "L3/t1", "L1/t1", "L4/t1"}
+    assert row["L3/t1"]["before"] == data["base_eval"]["3"]["accuracy"]
+    result = json.loads((out / "runs" / "rft" / "seed0" / "result.json").read_text())
+    assert [p["step"] for p in result["reward_curve"]] == [1, 2]  # a real, logged RL run
+    assert result["metrics"]["cost"]["total"]["rollouts"] == 2 * 16
+    assert "gate PASSED" in proc.stdout or "gate FAILED" in proc.stdout
+
+
 def test_small_scale_comparison_quick_and_resume(tmp_path, model_cache):
-    """The random tiny model and short lengths keep this fast; the second call must reuse every run."""
+    """Two real runs and the base model; the second call must reuse every one of them."""
     out = tmp_path / "cmp"
-    args = ["--quick", "--model", "builtin:tiny", "--algorithms", "sft_then_rft,prefix_rft",
-            "--ablations", "update_none", "--steps", "2", "--eval-problems", "3", "--eval-samples", "2",
-            "--eval-max-new-tokens", "12", "--override", "trainer.max_completion_length=12",
-            "--override", "data.synthetic.num_train=32", "--threads", "1", "--out", str(out)]  # fmt: skip
+    args = ["--quick", "--variants", "sft_then_rft,prefix_rft", "--steps", "2", "--problems", "4",
+            "--samples", "2", "--out", str(out)]  # fmt: skip
     run_script("small_scale_comparison", args, model_cache)
     data = json.loads((out / "small_scale_comparison.json").read_text())
     assert (out / "small_scale_comparison.png").stat().st_size > 0
-    assert [s["variant"] for s in data["summary"]] == ["base", "sft_then_rft", "prefix_rft", "update_none"]
-    assert all(s["seeds"] == 1 and s["failed"] == 0 for s in data["summary"])
-    for variant in ("sft_then_rft", "prefix_rft", "update_none"):
-        # base, checkpoint (the SFT stage's for sft_then_rft), final
-        assert data["curves"][variant]["step"] == [0, 1, 2]
-        assert all(0.0 <= a <= 1.0 for a in data["curves"][variant]["hard"])
-    assert (out / "runs" / "sft_then_rft" / "seed0" / "stage2_rl" / "checkpoint-1").is_dir()
+    assert [s["variant"] for s in data["summary"]] == ["base", "sft_then_rft", "prefix_rft"]
+    prefix = data["summary"][2]
+    assert prefix["cost"]["rollouts"] == 2 * 16 and prefix["cost"]["demo_tokens"] > 0
+    assert data["summary"][1]["cost"]["demo_tokens"] > 0  # the SFT stage trained on demonstrations
+    assert all(0.0 <= s["trained_t1"][0] <= 1.0 for s in data["summary"])
+    assert (out / "runs" / "sft_then_rft" / "seed0" / "stage1_sft").is_dir()
     proc = run_script("small_scale_comparison", args, model_cache)
+    assert "3 jobs, 3 already done" in proc.stdout
     again = json.loads((out / "small_scale_comparison.json").read_text())
-    assert all(r.get("skipped_training") for r in again["runs"] if r["group"] != "base")
-    assert again["summary"] == data["summary"]  # evaluations come from the cache too
-    assert "cached" in proc.stdout
+    assert again["summary"] == data["summary"]

@@ -37,7 +37,8 @@ def small_run_overrides() -> list[str]:
     return [
         # The warm-started tiny model on easy problems: rewards differ within groups, so RL has a gradient.
         "model.name_or_path=builtin:tiny-warm",
-        "data.synthetic.train_max_steps=2",
+        "data.synthetic.train_min_steps=2",
+        "data.synthetic.train_max_steps=3",
         "trainer.max_steps=2",
         "trainer.per_device_train_batch_size=8",
         "trainer.num_generations=4",

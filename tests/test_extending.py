@@ -75,7 +75,8 @@ def tiny_run(out: Path, model_dir: Path, *overrides: str) -> list[str]:
         f"model.name_or_path={model_dir}",
         "reward.funcs=[{name:test_extending:digit_reward}]",  # a reward by import path
         "data.synthetic.num_train=16",
-        "data.synthetic.train_max_steps=2",
+        "data.synthetic.train_min_steps=2",
+        "data.synthetic.train_max_steps=3",
         "trainer.max_steps=2",
         "trainer.per_device_train_batch_size=8",
         "trainer.num_generations=4",
@@ -152,11 +153,11 @@ def test_a_new_reward_by_import_path_with_parameters_and_an_extra_column(tiny_mo
     run_training(cfg)
     assert SEEN and all(call["per_step"] == 0.25 for call in SEEN)
     assert sum(call["n"] for call in SEEN) == 2 * 8  # 2 steps x 8 rollouts, every one scored
-    assert all(1 <= n <= 2 for call in SEEN for n in call["num_steps"])  # the column's real values
-    assert set(steps_of.values()) <= {1, 2}
+    assert all(2 <= n <= 3 for call in SEEN for n in call["num_steps"])  # the column's real values
+    assert set(steps_of.values()) <= {2, 3}
     history = [json.loads(line) for line in (tmp_path / "run" / "log_history.jsonl").read_text().splitlines()]
     means = [row["rewards/steps_reward/mean"] for row in history if "rewards/steps_reward/mean" in row]
-    assert means and all(0.25 <= m <= 0.5 for m in means)
+    assert means and all(0.5 <= m <= 0.75 for m in means)
 
     # A parameter the function does not take, or a name that is neither registered nor importable, is
     # a config error naming it.

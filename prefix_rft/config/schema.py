@@ -42,13 +42,13 @@ class SyntheticTaskConfig:
     # Number of training problems.
     num_train: int = 2000
     # Difficulty (number of arithmetic steps) of training problems: inclusive range.
-    train_min_steps: int = 1
-    train_max_steps: int = 4
+    train_min_steps: int = 3
+    train_max_steps: int = 3
     # Held-out problems for the before/after accuracy printed at the end of a run.
-    num_eval: int = 64
-    eval_min_steps: int = 1
-    eval_max_steps: int = 4
-    # Seed of the generator (eval uses seed + 1 so the two sets never overlap by construction).
+    num_eval: int = 200
+    eval_min_steps: int = 3
+    eval_max_steps: int = 3
+    # Seed of the generator (eval uses seed + 1 and drops any problem the training set contains).
     seed: int = 0
 
 

@@ -94,7 +94,8 @@ class EvalConfig(ModelOptions):
     # vLLM engine options.
     vllm: VllmEvalConfig = field(default_factory=VllmEvalConfig)
 
-    # Prompt: auto (the file's own prompt where it has one, i.e. the LUFFY parquet, else qwen_math),
+    # Prompt: auto (the file's own prompt where it has one, i.e. the LUFFY parquet; plain for the synthetic
+    # task; else qwen_math),
     # qwen_math (problem + "Please reason step by step..."; the paper's), luffy, or plain.
     prompt_template: str = "auto"
     # System prompt prepended to every prompt (replaces a file prompt's own system turn); None = none.

@@ -43,7 +43,8 @@ CRASH_ENV = "PREFIX_RFT_EVAL_CRASH_AFTER"
 def make_prompt(record: Mapping, template: str = "auto", system_prompt: str | None = None) -> list[dict]:
     """The conversational prompt of a record.
 
-    ``auto``: the source's own prompt where it has one (LUFFY parquet), else ``qwen_math``. A
+    ``auto``: the source's own prompt where it has one (LUFFY parquet), ``plain`` for the synthetic task (the
+    prompt the built-in models are trained with), else ``qwen_math``. A
     ``system_prompt`` replaces the source prompt's system turns / is prepended to a built prompt.
     """
     from prefix_rft.data.prompts import build_prompt
@@ -55,7 +56,9 @@ def make_prompt(record: Mapping, template: str = "auto", system_prompt: str | No
                 m for m in messages if m["role"] != "system"
             ]
         return messages
-    return build_prompt(record["problem"], "qwen_math" if template == "auto" else template, system_prompt)
+    if template == "auto":
+        template = "plain" if record.get("benchmark") == "synthetic" else "qwen_math"
+    return build_prompt(record["problem"], template, system_prompt)
 
 
 def plan_todo(
