@@ -2,6 +2,7 @@
 
     python -m prefix_rft.fidelity qwen2.5-math-7b/luffy            # the differences, each with its source
     python -m prefix_rft.fidelity qwen2.5-math-7b/luffy --all      # every compared setting
+    python -m prefix_rft.fidelity qwen2.5-math-7b/sft_then_rft_strong     # vs arXiv 2604.23747
     python -m prefix_rft.fidelity qwen2.5-math-7b/sft_then_rft --reference 2604.23747
     python -m prefix_rft.fidelity qwen2.5-math-7b/rft trainer.temperature=0.7 --strict   # exit 1: unexplained
 
@@ -9,7 +10,8 @@ A recipe is ``recipes/<model>/<name>.yaml`` (or its path), composed as ``--confi
 any Hydra overrides after it. Each algorithm is compared with the paper it comes from (``REFERENCES``):
 Prefix-RFT, RFT, SFT -> RFT and RL with SFT loss with METHOD.md (arXiv 2507.01679, which adopts LUFFY's
 baselines), LUFFY with arXiv 2504.14945 and its published scripts, ReLIFT with arXiv 2506.07527 and its
-scripts; ``--reference 2604.23747`` compares SFT -> RFT with the SFT-then-RL re-examination instead. A
+scripts; the ``sft_then_rft_strong`` recipes are compared with the SFT-then-RL re-examination (arXiv
+2604.23747), and ``--reference 2604.23747`` compares any SFT -> RFT recipe with it. A
 difference the project makes on purpose is listed in ``EXPLANATIONS`` for the recipe value it explains;
 any other difference is reported as unexplained.
 """
@@ -38,6 +40,10 @@ LUFFY_VERL = "LUFFY luffy/verl/verl/mix_src/config/mix_ppo_trainer.yaml (default
 LUFFY_RL_SFT = "LUFFY exp_scripts/train_rl_sft_loss.sh + mix_ppo_trainer.yaml (sft_loss_coef 1.0)"
 LUFFY_SFT = "LUFFY README, SFT command (OpenRLHF train_sft), the SFT baseline Prefix-RFT adopts"
 RELIFT_RL = "ReLIFT examples/math-7b/train.sh (github.com/TheRoadQaQ/ReLIFT)"
+OPENRLHF_SFT = (
+    "OpenRLHF openrlhf/cli/train_sft.py defaults, kept by LUFFY's SFT command (--lr_scheduler cosine_with_min_lr, "
+    "min_lr 0.1 x lr, --adam_betas 0.9 0.95, --l2 0; unchanged from 2024-12 to 2025-04)"
+)
 REEXAM_SFT = "arXiv 2604.23747, App. A: SFT stage of SFT-then-RL"
 REEXAM_RL = "arXiv 2604.23747, App. A: RL stage of SFT-then-RL"
 STEPS_500 = "METHOD.md; arXiv 2604.23747 Sec. 3 (500 RL steps for every compared method)"
@@ -111,12 +117,18 @@ _SFT_LUFFY = {
     "sft.epochs": PaperValue(3.0, LUFFY_SFT),
     "sft.max_length": PaperValue(16384, LUFFY_SFT),
     "sft.packing": PaperValue(True, LUFFY_SFT),
+    "sft.lr_scheduler": PaperValue("cosine", OPENRLHF_SFT),
+    "sft.min_lr_ratio": PaperValue(0.1, OPENRLHF_SFT),
+    "sft.adam_betas": PaperValue((0.9, 0.95), OPENRLHF_SFT),
+    "sft.weight_decay": PaperValue(0.0, OPENRLHF_SFT),
 }
 _SFT_REEXAM = {
     "sft.learning_rate": PaperValue(5e-5, REEXAM_SFT),
-    "sft.lr_scheduler": PaperValue("cosine", REEXAM_SFT + " (minimum lr ratio 0.1)"),
+    "sft.lr_scheduler": PaperValue("cosine", REEXAM_SFT),
+    "sft.min_lr_ratio": PaperValue(0.1, REEXAM_SFT),
     "sft.warmup_ratio": PaperValue(0.1, REEXAM_SFT),
     "sft.weight_decay": PaperValue(0.01, REEXAM_SFT),
+    "sft.adam_betas": PaperValue((0.9, 0.999), REEXAM_SFT + ": AdamW"),
     "sft.batch_size": PaperValue(64, REEXAM_SFT),
     "sft.epochs": PaperValue(3.0, REEXAM_SFT),
 }
@@ -126,6 +138,8 @@ _RL_REEXAM = {
     "rl.loss_type": PaperValue("dapo", REEXAM_RL + ": token-level loss (DAPO), no length/std normalisation"),
     "rl.clip_epsilon": PaperValue((0.2, 0.28), REEXAM_RL),
     "rl.prompts_per_step": PaperValue(64, REEXAM_RL + ": rollout batch 128, mini-batch 64 per update"),
+    "rl.updates_per_rollout_batch": PaperValue(2, REEXAM_RL + ": rollout batch 128, mini-batch 64"),
+    "rl.steps": PaperValue(500, REEXAM_RL + ": 500 steps (rollout batches), as LUFFY, ReLIFT and Prefix-RFT"),
 }
 _LUFFY = {
     **{k: dataclasses.replace(v, source=LUFFY_RL) for k, v in _RL.items()},
@@ -188,6 +202,18 @@ REFERENCES: dict[str, Reference] = {
 }
 
 
+# Recipes compared with another paper than their algorithm's by default (globs over "<model>/<name>").
+RECIPE_REFERENCES = {"*/sft_then_rft_strong": "2604.23747"}
+
+
+def default_reference(recipe: str, algorithm: str) -> str:
+    """The reference a recipe is compared with unless ``--reference`` says otherwise."""
+    for pattern, reference in RECIPE_REFERENCES.items():
+        if fnmatch.fnmatch(recipe, pattern):
+            return reference
+    return algorithm
+
+
 @dataclass(frozen=True)
 class Explanation:
     """Why a recipe differs on purpose: for ``algorithms`` (globs), ``setting``, when the recipe has ``value``."""
@@ -200,7 +226,6 @@ class Explanation:
     reference: str = "*"
 
 
-_PART_B = "not yet matched: issue 13, part B (SFT -> RL configured as the re-examination ran it)"
 EXPLANATIONS: tuple[Explanation, ...] = (
     Explanation(
         "luffy|relift",
@@ -238,23 +263,12 @@ EXPLANATIONS: tuple[Explanation, ...] = (
     ),
     Explanation(
         "sft|sft_then_rft",
-        "sft.batch_size",
-        128,
-        "128 demonstrations per step = RL prompts per step (recipes/_base/paper.yaml); " + _PART_B,
+        "sft.packing",
+        False,
+        "TRL's packing=True would count a batch in packed rows of max_length tokens; LUFFY's OpenRLHF "
+        "--packing_samples packs the 64 samples of a batch without changing their count, which one "
+        "demonstration per GPU and micro-step (no padding to remove) reproduces",
     ),
-    Explanation(
-        "sft|sft_then_rft",
-        "sft.epochs",
-        500 * 128 / 45_792,
-        "the RL step budget (500 steps) applied to SFT; " + _PART_B,
-    ),
-    Explanation(
-        "sft|sft_then_rft",
-        "sft.max_length",
-        1024 + 8192,
-        "prompt + response budget of the RL recipes (demonstrations are filtered to 8192 tokens); " + _PART_B,
-    ),
-    Explanation("sft|sft_then_rft", "sft.packing", False, "TRL's default (no packing); " + _PART_B),
     Explanation(
         "*", "rl.learning_rate", 1e-5, "LoRA: ~10x the full fine-tuning rate (recipe header)", "*_lora_*"
     ),
@@ -313,7 +327,10 @@ def _sft_args(cfg: DictConfig) -> Callable[[str], Any]:
 
     generic = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
     values = {k: v for k, v in set_trainer_args(cfg.trainer).items() if k in generic}
-    values.update(set_trainer_args(cfg.sft_trainer))
+    sft = set_trainer_args(cfg.sft_trainer)
+    if "num_train_epochs" in sft and "max_steps" not in sft:  # sized by epochs (config/build.py)
+        values.pop("max_steps", None)
+    values.update(sft)
     if "max_length" not in values:  # as the SFT config is built: room for prompt + demonstration
         values["max_length"] = cfg.data.max_prompt_length + set_trainer_args(cfg.trainer).get(
             "max_completion_length", 1024
@@ -346,8 +363,17 @@ def recipe_values(cfg: DictConfig, num_processes: int = 1) -> dict[str, Any]:
     if "rl" in entry.stages:
         rl = _grpo_args(cfg)
         G = rl("num_generations")
-        rows_per_step = rl("per_device_train_batch_size") * num_processes * rl("gradient_accumulation_steps")
+        accumulation = rl("gradient_accumulation_steps")
+        rows_per_step = rl("per_device_train_batch_size") * num_processes * accumulation
         eps = rl("epsilon")
+        # Optimizer updates per rollout batch: a generation round serves steps_per_generation micro-steps,
+        # num_iterations times (several rounds within one update, as the LoRA recipes make, are one rollout
+        # batch). A paper's "step" is a rollout batch (verl's convention).
+        micro_steps = (rl("steps_per_generation") or accumulation) * rl("num_iterations")
+        updates = max(micro_steps, accumulation) / accumulation
+        updates = int(updates) if float(updates).is_integer() else updates
+        steps = rl("max_steps") / updates
+        steps = int(steps) if float(steps).is_integer() else steps
         out.update(
             {
                 "rl.learning_rate": rl("learning_rate"),
@@ -357,7 +383,8 @@ def recipe_values(cfg: DictConfig, num_processes: int = 1) -> dict[str, Any]:
                 "rl.temperature": rl("temperature"),
                 "rl.max_prompt_length": cfg.data.max_prompt_length,
                 "rl.max_response_length": rl("max_completion_length"),
-                "rl.steps": rl("max_steps"),
+                "rl.steps": steps,
+                "rl.updates_per_rollout_batch": updates,
                 "rl.loss_type": rl("loss_type"),
                 "rl.std_scaling": str(rl("scale_rewards")),
                 "rl.kl_coef": rl("beta"),
@@ -391,10 +418,20 @@ def recipe_values(cfg: DictConfig, num_processes: int = 1) -> dict[str, Any]:
         else:
             epochs = float(sft("num_train_epochs"))
         warmup = sft("warmup_steps")
+        scheduler = str(getattr(sft("lr_scheduler_type"), "value", sft("lr_scheduler_type")))
+        if scheduler in ("cosine", "cosine_with_min_lr"):
+            # Cosine to a floor: transformers' cosine_with_min_lr with min_lr_rate (or min_lr); plain cosine: 0.
+            kwargs = sft("lr_scheduler_kwargs") or {}
+            ratio = kwargs.get("min_lr_rate")
+            if ratio is None and kwargs.get("min_lr") is not None:
+                ratio = kwargs["min_lr"] / sft("learning_rate")
+            out["sft.min_lr_ratio"] = float(ratio or 0.0) if scheduler == "cosine_with_min_lr" else 0.0
+            scheduler = "cosine"
         out.update(
             {
                 "sft.learning_rate": sft("learning_rate"),
-                "sft.lr_scheduler": str(sft("lr_scheduler_type")),
+                "sft.lr_scheduler": scheduler,
+                "sft.adam_betas": (sft("adam_beta1"), sft("adam_beta2")),
                 "sft.warmup_ratio": warmup if warmup < 1 else f"{warmup} steps",
                 "sft.weight_decay": sft("weight_decay"),
                 "sft.batch_size": batch,
@@ -509,7 +546,7 @@ def manifest(
     name = recipe_name(name)
     cfg = compose_recipe(name, overrides)
     algorithm = cfg.algorithm.name
-    ref_id = reference or algorithm
+    ref_id = reference or default_reference(name, algorithm)
     if ref_id not in REFERENCES:
         raise KeyError(f"reference {ref_id!r} is not known; expected one of {sorted(REFERENCES)}")
     ref = REFERENCES[ref_id]

@@ -13,6 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("qwen2.5-math-7b", "qwen2.5-math-1.5b", "llama-3.1-8b")
 ALGORITHMS = ("prefix_rft", "rft", "sft", "sft_then_rft", "rl_sft_loss", "luffy", "relift")
 PAPER_RECIPES = [f"{m}/{a}" for m in MODELS for a in ALGORITHMS]
+STRONG_RECIPES = [f"{m}/sft_then_rft_strong" for m in MODELS]  # compared with arXiv 2604.23747
 LORA_RECIPES = sorted(f"{p.parent.name}/{p.stem}" for p in (REPO_ROOT / "recipes").glob("*/*_lora_*.yaml"))
 
 
@@ -29,17 +30,17 @@ def rows_by_setting(name: str, *overrides: str, reference=None, num_processes=No
 
 def test_the_21_paper_recipes_exist():
     assert len(PAPER_RECIPES) == 21
-    for name in PAPER_RECIPES + LORA_RECIPES:
+    for name in PAPER_RECIPES + LORA_RECIPES + STRONG_RECIPES:
         assert (REPO_ROOT / "recipes" / f"{name}.yaml").is_file(), name
 
 
-@pytest.mark.parametrize("name", PAPER_RECIPES + LORA_RECIPES)
+@pytest.mark.parametrize("name", PAPER_RECIPES + LORA_RECIPES + STRONG_RECIPES)
 def test_recipes_have_no_unexplained_difference(name):
     rows = rows_by_setting(name)
     unexplained = {s: (r.recipe, r.paper.value) for s, r in rows.items() if r.unexplained}
     assert not unexplained, f"{name}: differs from its paper without an explanation: {unexplained}"
     # the core settings are compared, not skipped
-    algorithm = name.split("/")[1].split("_lora")[0]
+    algorithm = name.split("/")[1].split("_lora")[0].removesuffix("_strong")
     expected = {"eval.temperature", "eval.AIME24"}
     if algorithm != "sft":
         expected |= {"rl.learning_rate", "rl.prompts_per_step", "rl.rollouts_per_prompt", "rl.temperature"}
@@ -58,10 +59,12 @@ def test_the_paper_recipes_match_the_paper_where_no_deviation_is_documented():
             assert not any(r.differs for r in rows_by_setting(f"{model}/{algorithm}").values())
     luffy = rows_by_setting("qwen2.5-math-7b/luffy")
     assert {s for s, r in luffy.items() if r.differs} == {"rl.prompts_per_step", "rl.entropy_coef"}
-    sft = rows_by_setting("qwen2.5-math-7b/sft")
-    assert sft["sft.epochs"].recipe == pytest.approx(500 * 128 / 45_792)  # 500 steps of 128 demonstrations
-    assert sft["sft.epochs"].paper.value == 3.0 and sft["sft.batch_size"].paper.value == 64
-    assert not sft["sft.learning_rate"].differs and not sft["sft.warmup_ratio"].differs
+    for model in MODELS:  # LUFFY's SFT, the baseline Prefix-RFT adopts: only packing differs, on purpose
+        for algorithm in ("sft", "sft_then_rft"):
+            rows = rows_by_setting(f"{model}/{algorithm}")
+            assert {s for s, r in rows.items() if r.differs} == {"sft.packing"}
+            assert rows["sft.epochs"].recipe == 3.0 and rows["sft.batch_size"].recipe == 64
+            assert rows["sft.min_lr_ratio"].recipe == 0.1 and rows["sft.adam_betas"].recipe == (0.9, 0.95)
 
 
 @pytest.mark.parametrize(
@@ -74,7 +77,17 @@ def test_the_paper_recipes_match_the_paper_where_no_deviation_is_documented():
         ("qwen2.5-math-1.5b/relift", "algorithm.sft_buffer_size=64", "relift.sft_buffer_size", 64),
         ("qwen2.5-math-7b/rl_sft_loss", "trainer.beta=0.01", "rl.kl_coef", 0.01),
         # an explained deviation stops being explained when its value changes
-        ("qwen2.5-math-7b/sft", "+sft_trainer.max_length=4096", "sft.max_length", 4096),
+        ("qwen2.5-math-7b/sft", "sft_trainer.max_length=4096", "sft.max_length", 4096),
+        ("qwen2.5-math-7b/sft", "sft_trainer.num_train_epochs=1", "sft.epochs", 1.0),
+        ("qwen2.5-math-7b/sft", "sft_trainer.lr_scheduler_type=cosine", "sft.min_lr_ratio", 0.0),
+        ("qwen2.5-math-7b/sft_then_rft_strong", "trainer.epsilon_high=0.2", "rl.clip_epsilon", (0.2, 0.2)),
+        ("llama-3.1-8b/sft_then_rft_strong", "sft_trainer.weight_decay=0.0", "sft.weight_decay", 0.0),
+        (
+            "qwen2.5-math-7b/sft_then_rft_strong",
+            "trainer.max_steps=100",
+            "rl.steps",
+            50,
+        ),  # the truncated variant
         ("qwen2.5-math-7b/rl_sft_loss", "algorithm.sft_coef=0.3", "rl_sft.sft_coef", 0.3),
     ],
 )
@@ -88,8 +101,8 @@ def test_changing_a_recipe_value_is_reported(name, override, setting, value):
 
 
 def test_matching_the_paper_removes_a_difference():
-    rows = rows_by_setting("qwen2.5-math-7b/sft", "sft_trainer.gradient_accumulation_steps=8")
-    assert rows["sft.batch_size"].recipe == 64 and not rows["sft.batch_size"].differs
+    rows = rows_by_setting("qwen2.5-math-7b/sft", "sft_trainer.packing=true")
+    assert not any(r.differs for r in rows.values())
     rows = rows_by_setting("qwen2.5-math-7b/luffy", "+trainer.entropy_coef=0.001")
     assert not rows["rl.entropy_coef"].differs
 
@@ -99,18 +112,37 @@ def test_the_number_of_gpus_sizes_the_batch():
     assert rows["rl.prompts_per_step"].recipe == 64 and rows["rl.prompts_per_step"].unexplained
 
 
-def test_the_re_examination_reference_shows_what_part_b_must_change():
+def test_the_strong_recipes_are_the_re_examination_s_sft_then_rl():
+    for name in STRONG_RECIPES:
+        rows = rows_by_setting(name)  # compared with arXiv 2604.23747 by default
+        assert rows == rows_by_setting(name, reference="2604.23747")
+        assert not any(r.differs for r in rows.values()), name
+        assert {"sft.epochs", "sft.min_lr_ratio", "sft.weight_decay", "rl.updates_per_rollout_batch"} <= set(
+            rows
+        )
+    # One update per rollout batch (steps_per_generation = accumulation): 500 steps are then 500 updates.
+    rows = rows_by_setting(
+        "qwen2.5-math-1.5b/sft_then_rft_strong", "trainer.steps_per_generation=16", "trainer.max_steps=500"
+    )
+    assert {s: r.recipe for s, r in rows.items() if r.differs} == {"rl.updates_per_rollout_batch": 1}
+    assert rows["rl.steps"].recipe == 500
+    # What separates the Prefix-RFT paper's SFT -> RFT baseline from it.
     rows = rows_by_setting("qwen2.5-math-7b/sft_then_rft", reference="2604.23747")
-    differs = {s for s, r in rows.items() if r.differs}
-    assert {"sft.batch_size", "sft.epochs", "sft.weight_decay", "rl.clip_epsilon"} <= differs
-    assert not rows["sft.learning_rate"].differs and not rows["rl.learning_rate"].differs
+    assert {s for s, r in rows.items() if r.differs} == {
+        "sft.weight_decay",
+        "sft.adam_betas",
+        "rl.prompts_per_step",
+        "rl.updates_per_rollout_batch",
+        "rl.loss_type",
+        "rl.clip_epsilon",
+    }
 
 
 def test_every_paper_value_names_its_source_and_every_explanation_is_used():
     for ref in REFERENCES.values():
         assert all(v.source for v in ref.values.values())
     used = set()
-    for name in PAPER_RECIPES + LORA_RECIPES:
+    for name in PAPER_RECIPES + LORA_RECIPES + STRONG_RECIPES:
         for r in rows_by_setting(name).values():
             if r.explanation:
                 used.add(r.explanation)

@@ -37,6 +37,8 @@ LORA_RECIPES = {
     "qwen2.5-math-7b/prefix_rft_lora_80gb": 128,
     "llama-3.1-8b/prefix_rft_lora_80gb": 128,
 }
+# SFT -> RL as the re-examination (arXiv 2604.23747) ran it, one per model.
+STRONG_RECIPES = tuple(f"{m}/sft_then_rft_strong" for m in MODELS)
 
 
 def recipe_names() -> list[str]:
@@ -110,7 +112,7 @@ def test_recipe_composes_validates_and_documents_its_command(name):
     validate_train_config(cfg)
     model, recipe = name.split("/")
     assert cfg.model.short_name == model
-    assert cfg.algorithm.name == recipe.split("_lora")[0]
+    assert cfg.algorithm.name == recipe.split("_lora")[0].removesuffix("_strong")
     command = documented_command(name)
     assert f"--config-dir recipes --config-name {name}" in command
     config_file = re.search(r"--config_file (\S+)", command)
@@ -126,9 +128,15 @@ def test_recipe_composes_validates_and_documents_its_command(name):
     assert cfg.data.max_prompt_length == 1024
     args = set_trainer_args(cfg.trainer)
     assert args["num_generations"] == 8 and args["temperature"] == 1.0
-    assert args["max_completion_length"] == 8192 and args["max_steps"] == 500
+    assert args["max_completion_length"] == 8192
     assert args["lr_scheduler_type"] == "constant"
-    assert args["loss_type"] == "dr_grpo" and args["scale_rewards"] == "none" and args["beta"] == 0.0
+    assert args["scale_rewards"] == "none" and args["beta"] == 0.0
+    if name in STRONG_RECIPES:
+        # arXiv 2604.23747, App. A: token-level loss, clip-higher, 500 rollout batches of two updates each.
+        assert args["loss_type"] == "dapo" and (args["epsilon"], args["epsilon_high"]) == (0.2, 0.28)
+        assert args["max_steps"] == 1000 and args["entropy_coef"] == 0.0
+    else:
+        assert args["loss_type"] == "dr_grpo" and args["max_steps"] == 500
     assert args["bf16"] is True and args["gradient_checkpointing"] is True
     assert args["vllm_max_model_length"] == 1024 + 8192
     if model.startswith("qwen"):
@@ -148,7 +156,12 @@ def test_recipe_composes_validates_and_documents_its_command(name):
     else:
         assert not cfg.peft.enabled
         assert args["learning_rate"] == 1e-6
-        assert rollouts == 128 * 8, "paper recipes train on 128 prompts x 8 rollouts per step"
+        if name in STRONG_RECIPES:  # 64 prompts per update, rollout batches of 128 prompts
+            assert (
+                rollouts == 64 * 8 and args["steps_per_generation"] == 2 * args["gradient_accumulation_steps"]
+            )
+        else:
+            assert rollouts == 128 * 8, "paper recipes train on 128 prompts x 8 rollouts per step"
         rl = "rl" in get_algorithm(cfg.algorithm.name).stages
         assert cfg.generation.backend == ("vllm_colocate" if rl else "transformers")
     if "sft" in get_algorithm(cfg.algorithm.name).stages:
@@ -156,7 +169,17 @@ def test_recipe_composes_validates_and_documents_its_command(name):
         demos = (
             sft["per_device_train_batch_size"] * num_processes(command) * sft["gradient_accumulation_steps"]
         )
-        assert demos == 128, "SFT sees as many demonstrations per step as RL sees prompts"
+        # LUFFY's SFT (and the re-examination's): 64 demonstrations per step, 3 epochs, lr 5e-5, cosine to
+        # a floor of 0.1 x lr, 10% warmup; the trainer.max_steps budget is the RL stage's.
+        assert demos == 64
+        assert sft["num_train_epochs"] == 3 and "max_steps" not in sft
+        assert sft["learning_rate"] == 5e-5 and sft["warmup_steps"] == 0.1
+        assert sft["lr_scheduler_type"] == "cosine_with_min_lr" and sft["lr_scheduler_kwargs"] == {
+            "min_lr_rate": 0.1
+        }
+        assert (sft["adam_beta2"], sft["weight_decay"]) == (
+            (0.999, 0.01) if name in STRONG_RECIPES else (0.95, 0.0)
+        )
 
 
 @pytest.mark.parametrize("name", [n for n in ALL_RECIPES if n.endswith("/prefix_rft") or "_lora_" in n])
@@ -184,12 +207,17 @@ def test_trl_accepts_the_batch_geometry(name):
     cfg = compose_recipe(name, "trainer.bf16=false", "+trainer.use_cpu=true")
     args = build_grpo_config(cfg)
     assert args.generation_batch_size % 8 == 0
-    assert args.gradient_accumulation_steps % args.steps_per_generation == 0
+    steps = (args.gradient_accumulation_steps, args.steps_per_generation)
+    assert max(steps) % min(steps) == 0  # whole rollout rounds per optimizer step, or updates per round
     if name in LORA_RECIPES:
         assert args.use_vllm is False
     else:
         assert args.use_vllm is True and args.vllm_mode == "colocate"
-        assert args.steps_per_generation == args.gradient_accumulation_steps  # one rollout round per step
+        if name in STRONG_RECIPES:  # two optimizer updates per rollout round
+            assert args.steps_per_generation == 2 * args.gradient_accumulation_steps
+            assert args.generation_batch_size * 8 == 128 * 8  # per process here; 8 GPUs: 128 prompts x 8
+        else:
+            assert args.steps_per_generation == args.gradient_accumulation_steps  # one rollout round per step
 
 
 def test_rft_recipe_differs_from_prefix_rft_only_in_the_algorithm():

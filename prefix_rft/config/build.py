@@ -115,14 +115,18 @@ def build_rl_trainer(cfg: DictConfig, model, tokenizer, train_dataset):
 def build_sft_config(cfg: DictConfig):
     """A ``trl.SFTConfig``: the generic Trainer settings of ``trainer.*`` (budget, batch, logging, saving),
     overridden by ``sft_trainer.*``. RL-specific fields that SFTConfig shares by name but not by meaning
-    (``loss_type``) are not inherited."""
+    (``loss_type``) are not inherited, and neither is ``trainer.max_steps`` when ``sft_trainer`` sizes the SFT
+    by epochs (``num_train_epochs`` without ``max_steps``): an RL step budget would silently cut it."""
     from transformers import TrainingArguments
     from trl import SFTConfig
 
     generic = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
     kwargs = {k: v for k, v in trl_kwargs(cfg, SFTConfig).items() if k in generic}
     accepted = {f.name for f in dataclasses.fields(SFTConfig) if f.init}
-    kwargs.update({k: v for k, v in set_trainer_args(cfg.sft_trainer).items() if k in accepted})
+    sft = {k: v for k, v in set_trainer_args(cfg.sft_trainer).items() if k in accepted}
+    if "num_train_epochs" in sft and "max_steps" not in sft:
+        kwargs.pop("max_steps", None)
+    kwargs.update(sft)
     # Room for prompt + demonstration, like the RL context budget.
     max_completion = set_trainer_args(cfg.trainer).get("max_completion_length", 1024)
     kwargs.setdefault("max_length", cfg.data.max_prompt_length + max_completion)
