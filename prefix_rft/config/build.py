@@ -117,13 +117,15 @@ def build_sft_config(cfg: DictConfig):
     from transformers import TrainingArguments
     from trl import SFTConfig
 
+    from prefix_rft.config.lengths import prompt_length_limit
+
     generic = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
     kwargs = {k: v for k, v in trl_kwargs(cfg, SFTConfig).items() if k in generic}
     accepted = {f.name for f in dataclasses.fields(SFTConfig) if f.init}
     kwargs.update({k: v for k, v in set_trainer_args(cfg.sft_trainer).items() if k in accepted})
     # Room for prompt + demonstration, like the RL context budget.
     max_completion = set_trainer_args(cfg.trainer).get("max_completion_length", 1024)
-    kwargs.setdefault("max_length", cfg.data.max_prompt_length + max_completion)
+    kwargs.setdefault("max_length", prompt_length_limit(cfg) + max_completion)
     return SFTConfig(**kwargs)
 
 
