@@ -227,3 +227,31 @@ def test_console_script_prints_one_line_and_debug_flag_shows_traceback(tmp_path,
     monkeypatch.setenv("PREFIX_RFT_DEBUG", "1")
     code, _, err = train_cli(*args)
     assert code != 0 and "Traceback" in err and "DataError" in err
+
+
+def test_settings_trl_rejects_are_one_line(train_cli, tmp_path):
+    """TRL's own checks of its config (here: a batch that is not a whole number of groups)."""
+    code, _, err = train_cli(
+        "trainer.per_device_train_batch_size=6",
+        "trainer.num_generations=4",
+        f"hydra.run.dir={tmp_path}",
+        *TINY,
+    )
+    one_error_line(
+        code, err, "TRL's GRPOConfig rejects the trainer.* settings", "divisible by num_generations"
+    )
+
+
+def test_pass_rates_nonexistent_model(monkeypatch, capsys):
+    from prefix_rft.cli.pass_rates import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", "/nonexistent/model", "--out", "unused.jsonl"])
+    one_error_line(exc.value.code, capsys.readouterr().err, "--model=/nonexistent/model does not exist")
+
+
+def test_internal_names_cannot_be_registered():
+    from prefix_rft.algorithms import register_algorithm
+
+    with pytest.raises(ValueError, match="reserved for internal presets"):
+        register_algorithm("_dr_grpo")
