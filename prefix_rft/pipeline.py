@@ -147,7 +147,7 @@ def run_stage(cfg: DictConfig, stage: Stage, model, tokenizer, train_dataset, ma
         # Nothing was trained (e.g. every batch was dropped): never save the start model as a result.
         raise TrainingError(
             f"the {stage.kind} stage trained 0 optimizer steps (trainer.max_steps="
-            f"{trainer.args.max_steps}, {len(train_dataset)} training rows); nothing was saved as finished"
+            f"{trainer.args.max_steps}, {len(train_dataset)} training row(s)); nothing was saved as finished"
         )
     trainer.save_model(str(stage.output_dir))
     if main_process:
@@ -251,11 +251,22 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
     # The starting model's accuracy, measured once and kept in the run folder: a resumed run reports
     # the value of its first start (`model` is still the starting model here; train() loads checkpoints).
-    before = load_heldout_before(out_dir) if main_process else {}
+    measured_with = OmegaConf.to_container(
+        OmegaConf.create(
+            {
+                "model": cfg.model.name_or_path,
+                "seed": cfg.seed,
+                "heldout_eval": cfg.heldout_eval,
+                "data": {k: cfg.data[k] for k in ("synthetic", "prompt_template", "system_prompt")},
+            }
+        ),
+        resolve=True,
+    )
+    before = load_heldout_before(out_dir, measured_with) if main_process else {}
     if before is None:
         before = evaluate(model)
         if before:
-            save_heldout_before(out_dir, before)
+            save_heldout_before(out_dir, before, measured_with)
     summaries: list[dict[str, Any]] = []
     for stage in stages[:-1]:
         if (stage.output_dir / STAGE_DONE).is_file():

@@ -80,6 +80,18 @@ def test_too_little_data_is_refused_before_training(train_cli, tmp_path):
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
+def test_zero_step_training_is_an_error_not_a_finished_run(train_cli, tmp_path, monkeypatch):
+    """The guard behind the data check: if TRL still trains 0 steps (here the data check is switched off
+    and one row cannot fill a batch), the run fails and saves nothing as finished."""
+    import prefix_rft.pipeline
+
+    monkeypatch.setattr(prefix_rft.pipeline, "check_enough_rows", lambda *args: None)
+    code, _, err = train_cli(*local_data(tmp_path, "one.jsonl", (json.dumps(ROW) + "\n").encode()))
+    one_error_line(code, err, "training error: the rl stage trained 0 optimizer steps", "1 training row(s)")
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
 def test_csv_and_parquet_read_errors_name_the_file(train_cli, tmp_path):
     code, _, err = train_cli(*local_data(tmp_path, "x.parquet", b"not a parquet file"))
     one_error_line(code, err, "data.path=", "x.parquet: cannot be read as .parquet")

@@ -53,7 +53,9 @@ def test_resume_refuse_rerun_and_extend_a_run_folder(train_cli, model_cache, tmp
     # TRL's spelling resumes from checkpoint-2; 'before' is read back from the run folder (a marker
     # value proves it is not measured again) and nothing prints nan
     marker = {"accuracy": 0.123}
-    (run / "heldout_before.json").write_text(json.dumps(marker))
+    stored = json.loads((run / "heldout_before.json").read_text())
+    assert stored["heldout_before"] == first["heldout_before"]
+    (run / "heldout_before.json").write_text(json.dumps({**stored, "heldout_before": marker}))
     code, out, err = train_cli(
         *SMALL, f"hydra.run.dir={run}", "trainer.resume_from_checkpoint=latest", "trainer.max_steps=3"
     )
@@ -140,3 +142,13 @@ def test_run_folder_guard_covers_stages(tmp_path):
         check_run_folder(tmp_path, stages, "latest")
     _folder(tmp_path, "stage2_rl/checkpoint-10/")
     check_run_folder(tmp_path, stages, "latest")
+
+
+def test_heldout_before_is_reused_only_for_the_same_measurement(tmp_path):
+    from prefix_rft.training.run_folder import load_heldout_before, save_heldout_before
+
+    settings = {"model": "builtin:tiny-warm", "heldout_eval": {"samples": 4}}
+    assert load_heldout_before(tmp_path, settings) is None
+    save_heldout_before(tmp_path, {"accuracy": 0.25}, settings)
+    assert load_heldout_before(tmp_path, settings) == {"accuracy": 0.25}
+    assert load_heldout_before(tmp_path, {**settings, "heldout_eval": {"samples": 8}}) is None

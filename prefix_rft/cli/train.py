@@ -80,7 +80,10 @@ def main() -> None:
     if "--help-trainer" in argv:
         from prefix_rft.config.trainer_args import trl_field_help
 
-        names = argv[argv.index("--help-trainer") + 1 :] or ["learning_rate"]
+        names = argv[argv.index("--help-trainer") + 1 :]
+        if not names:
+            print("usage: prefix-rft-train --help-trainer FIELD [FIELD ...]  (e.g. epsilon)", file=sys.stderr)
+            raise SystemExit(2)
         for name in names:
             try:
                 print(f"trainer.{name}: {trl_field_help(name.removeprefix('trainer.'))}")

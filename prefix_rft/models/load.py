@@ -13,7 +13,7 @@ import os
 import torch
 
 from prefix_rft.config.model_options import ModelOptions
-from prefix_rft.errors import ModelLoadError
+from prefix_rft.errors import ConfigError, ModelLoadError
 from prefix_rft.models.chat_templates import resolve_chat_template
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def apply_config_overrides(config, overrides: dict) -> None:
         elif hasattr(config, key) or key == "rope_theta":
             setattr(config, key, value)
         else:
-            raise ValueError(f"model.config_overrides.{key}: {type(config).__name__} has no such field")
+            raise ConfigError(f"model.config_overrides.{key}: {type(config).__name__} has no such field")
 
 
 def with_config_overrides(
@@ -161,7 +161,7 @@ def load_tokenizer(model_cfg: ModelOptions, path: str | None = None):
     if template is not None:
         tokenizer.chat_template = template
     if tokenizer.chat_template is None:
-        raise ValueError(
+        raise ConfigError(
             f"the tokenizer of {path} has no chat template; set model.chat_template "
             "(e.g. chatml or llama-3.1-instruct)"
         )
@@ -176,7 +176,7 @@ def load_model(model_cfg: ModelOptions, path: str | None = None, quantization_co
     from transformers import AutoConfig, AutoModelForCausalLM
 
     if model_cfg.dtype not in DTYPES:
-        raise ValueError(f"model.dtype={model_cfg.dtype!r} is not valid; expected one of {sorted(DTYPES)}")
+        raise ConfigError(f"model.dtype={model_cfg.dtype!r} is not valid; expected one of {sorted(DTYPES)}")
     path = path or resolve_model_path(model_cfg.name_or_path)
     try:
         config = AutoConfig.from_pretrained(

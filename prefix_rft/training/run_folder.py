@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -103,13 +104,19 @@ def check_run_folder(out_dir: Path, stage_dirs: Sequence[Path], resume: str | No
         )
 
 
-def load_heldout_before(out_dir: Path) -> dict[str, float] | None:
-    """The held-out accuracy of the starting model, as stored by :func:`save_heldout_before`."""
+def load_heldout_before(out_dir: Path, settings: dict[str, Any]) -> dict[str, float] | None:
+    """The starting model's held-out accuracy as :func:`save_heldout_before` stored it, if it was measured
+    with the same ``settings`` (model, problems, samples, ...); None otherwise."""
     path = out_dir / HELDOUT_BEFORE
-    return json.loads(path.read_text()) if path.is_file() else None
+    if not path.is_file():
+        return None
+    stored = json.loads(path.read_text())
+    return stored.get("heldout_before") if stored.get("settings") == settings else None
 
 
-def save_heldout_before(out_dir: Path, values: dict[str, float]) -> None:
-    """Keep the starting model's held-out accuracy in the run folder (read back when the run resumes)."""
+def save_heldout_before(out_dir: Path, values: dict[str, float], settings: dict[str, Any]) -> None:
+    """Keep the starting model's held-out accuracy and what it was measured with in the run folder
+    (read back when the run resumes: the model the run started from is gone by then)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / HELDOUT_BEFORE).write_text(json.dumps(values, indent=2))
+    data = {"settings": settings, "heldout_before": values}
+    (out_dir / HELDOUT_BEFORE).write_text(json.dumps(data, indent=2))
