@@ -60,6 +60,10 @@ def register_algorithm(
     needs_demonstrations: bool | None = None,
 ) -> Algorithm:
     """Add (or replace) an algorithm; ``needs_demonstrations`` defaults to "has an SFT stage"."""
+    if not name or name.startswith("_"):
+        raise ValueError(
+            f"algorithm name {name!r}: names starting with '_' are reserved for internal presets"
+        )
     if not stages or any(s not in STAGE_KINDS for s in stages):
         raise ValueError(f"algorithm {name}: stages {list(stages)} must be a non-empty list of {STAGE_KINDS}")
     if ("rl" in stages) != (trainer is not None):

@@ -31,6 +31,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from prefix_rft.config.lengths import prompt_length_limit
+
 # ----------------------------------------------------------------------------- sources
 
 METHOD = "METHOD.md (Prefix-RFT, arXiv 2507.01679; hyperparameters following LUFFY)"
@@ -332,7 +334,7 @@ def _sft_args(cfg: DictConfig) -> Callable[[str], Any]:
         values.pop("max_steps", None)
     values.update(sft)
     if "max_length" not in values:  # as the SFT config is built: room for prompt + demonstration
-        values["max_length"] = cfg.data.max_prompt_length + set_trainer_args(cfg.trainer).get(
+        values["max_length"] = prompt_length_limit(cfg) + set_trainer_args(cfg.trainer).get(
             "max_completion_length", 1024
         )
     return lambda key: values[key] if key in values else _field_default(SFTConfig, key)
@@ -381,7 +383,7 @@ def recipe_values(cfg: DictConfig, num_processes: int = 1) -> dict[str, Any]:
                 "rl.prompts_per_step": rows_per_step / G if rows_per_step % G else rows_per_step // G,
                 "rl.rollouts_per_prompt": G,
                 "rl.temperature": rl("temperature"),
-                "rl.max_prompt_length": cfg.data.max_prompt_length,
+                "rl.max_prompt_length": prompt_length_limit(cfg),
                 "rl.max_response_length": rl("max_completion_length"),
                 "rl.steps": steps,
                 "rl.updates_per_rollout_batch": updates,

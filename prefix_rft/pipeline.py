@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +24,11 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from prefix_rft.training.run_folder import STAGE_DONE, resolve_resume
+
 logger = logging.getLogger("prefix_rft.train")
 
-# Written into a stage folder when the stage has finished (a rerun loads its model instead).
-STAGE_DONE = "stage_complete.json"
+__all__ = ["STAGE_DONE", "Stage", "plan_stages", "resolve_resume", "run_training", "save_resolved_config"]
 
 
 @dataclass(frozen=True)
@@ -44,38 +46,45 @@ def plan_stages(stages: tuple[str, ...], out_dir: Path) -> list[Stage]:
     return [Stage(kind, out_dir / f"stage{i}_{kind}") for i, kind in enumerate(stages, 1)]
 
 
+# The first line of a run's config.yaml: how prefix-rft-train recognises a run folder given as --config-dir.
+RUN_CONFIG_MARK = "# prefix-rft-train run config"
+
+
 def resolved_config(cfg: DictConfig) -> dict[str, Any]:
     """The config as plain data with every interpolation resolved, unset trainer fields dropped and the
-    algorithm's knobs as the run used them."""
+    algorithm's knobs as the run used them. A resume request is not part of a run's settings: dropped."""
     from prefix_rft.config.algorithm_args import resolved_algorithm
     from prefix_rft.config.trainer_args import set_trainer_args
 
     data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     data["algorithm"] = resolved_algorithm(cfg)
-    data["trainer"] = set_trainer_args(cfg.trainer)
-    data["sft_trainer"] = set_trainer_args(cfg.sft_trainer)
+    for group in ("trainer", "sft_trainer"):
+        data[group] = {k: v for k, v in set_trainer_args(cfg[group]).items() if k != "resume_from_checkpoint"}
+    data["resume_from_checkpoint"] = None
     return data
 
 
 def save_resolved_config(cfg: DictConfig, out_dir: Path) -> Path:
-    """Write ``config.yaml`` (resolved) next to the checkpoints."""
+    """Write ``config.yaml`` (resolved) next to the checkpoints, as a config ``prefix-rft-train`` can run
+    again: ``--config-dir <run> --config-name config``. Its run folder is Hydra's (``hydra.run.dir``,
+    this folder unless overridden) as in ``conf/config.yaml``, so ``hydra.run.dir=DIR`` picks another."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    data = resolved_config(cfg)
+    folder = os.path.abspath(data["output_dir"])
+    data["output_dir"] = "${hydra:runtime.output_dir}"
+    runnable = {
+        "defaults": ["train_schema", "_self_"],
+        "hydra": {"run": {"dir": folder}, "job": {"chdir": False}},
+        **data,
+    }
+    header = [
+        f"{RUN_CONFIG_MARK}: the settings of the run in {folder}. Rerun or extend it from its folder:",
+        f"#   prefix-rft-train --config-dir {folder} --config-name config resume_from_checkpoint=latest trainer.max_steps=N",
+        "# (hydra.run.dir=DIR instead runs the same settings into a new folder)",
+    ]
     path = out_dir / "config.yaml"
-    path.write_text(OmegaConf.to_yaml(OmegaConf.create(resolved_config(cfg))))
+    path.write_text("\n".join(header) + "\n" + OmegaConf.to_yaml(OmegaConf.create(runnable)))
     return path
-
-
-def resolve_resume(value: str | None, out_dir: Path) -> str | None:
-    """``latest`` -> newest checkpoint in the run folder (None if there is none yet); a path is checked."""
-    if value is None:
-        return None
-    if value == "latest":
-        from transformers.trainer_utils import get_last_checkpoint
-
-        return get_last_checkpoint(str(out_dir)) if out_dir.is_dir() else None
-    if not Path(value).is_dir():
-        raise FileNotFoundError(f"resume_from_checkpoint={value} is not a checkpoint directory")
-    return value
 
 
 def _is_main_process() -> bool:
@@ -123,15 +132,57 @@ def stage_cost_record_missing(kind: str) -> dict[str, Any]:
     return stage_cost(kind, CostCounters(), 0, 0)
 
 
+def check_enough_rows(cfg: DictConfig, kinds: tuple[str, ...], rows: int) -> None:
+    """Refuse data too small for one optimizer step (TRL would train 0 steps and call it done).
+
+    An RL step samples ``generation_batch_size / num_generations`` distinct prompts and drops an
+    incomplete batch; an SFT step needs one row.
+    """
+    from prefix_rft.config.trainer_args import TrainerValues
+    from prefix_rft.errors import DataError
+
+    if "rl" not in kinds:
+        return
+    t = TrainerValues(cfg.trainer)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    batch = t.generation_batch_size
+    how = "trainer.generation_batch_size"
+    if batch is None:
+        per_generation = t.steps_per_generation or t.gradient_accumulation_steps
+        batch = t.per_device_train_batch_size * world * per_generation
+        how = (
+            f"trainer.per_device_train_batch_size={t.per_device_train_batch_size} x {world} process(es) x "
+            f"{'trainer.steps_per_generation' if t.steps_per_generation else 'trainer.gradient_accumulation_steps'}"
+            f"={per_generation}"
+        )
+    needed = batch // t.num_generations
+    if rows < needed:
+        raise DataError(
+            f"{rows} usable training row(s) from {cfg.data.path or cfg.data.source}, but one RL step needs "
+            f"{needed} prompts ({how} / trainer.num_generations={t.num_generations}); add data or lower "
+            "the batch size"
+        )
+
+
 def run_stage(cfg: DictConfig, stage: Stage, model, tokenizer, train_dataset, main_process: bool):
     """Train one stage into its folder, resuming from its own checkpoints; returns (trainer, train output)."""
     from prefix_rft.config.build import STAGE_BUILDERS
+    from prefix_rft.errors import TrainingError
+    from prefix_rft.training.progress import install_progress_log
+    from prefix_rft.training.run_folder import resume_request
 
     stage_cfg = cfg.copy()
     stage_cfg.output_dir = str(stage.output_dir)
     trainer = STAGE_BUILDERS[stage.kind](stage_cfg, model, tokenizer, train_dataset)
-    resume = resolve_resume(cfg.resume_from_checkpoint, stage.output_dir)
+    install_progress_log(trainer)
+    resume = resolve_resume(resume_request(cfg), stage.output_dir)
     output = trainer.train(resume_from_checkpoint=resume)
+    if trainer.state.global_step == 0:
+        # Nothing was trained (e.g. every batch was dropped): never save the start model as a result.
+        raise TrainingError(
+            f"the {stage.kind} stage trained 0 optimizer steps (trainer.max_steps="
+            f"{trainer.args.max_steps}, {len(train_dataset)} training row(s)); nothing was saved as finished"
+        )
     trainer.save_model(str(stage.output_dir))
     if main_process:
         _write_log_history(trainer, stage.output_dir / "log_history.jsonl")
@@ -161,26 +212,47 @@ def _finish_intermediate(cfg: DictConfig, stage: Stage, trainer, output, tokeniz
 
 def run_training(cfg: DictConfig) -> dict[str, Any]:
     """Validate, load, evaluate, train the algorithm's stages, save, evaluate again; returns the summary."""
+    from prefix_rft.config.validate import check_environment, validate_train_config
+    from prefix_rft.training.progress import run_log
+
+    validate_train_config(cfg)  # before anything heavy is loaded
+    check_environment(cfg)
+    out_dir = Path(cfg.output_dir)
+    with run_log(out_dir, _is_main_process()):
+        return _train(cfg, out_dir)
+
+
+def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     from transformers import set_seed
 
     from prefix_rft.config.algorithm_args import algorithm_from_config
     from prefix_rft.config.build import build_quantization_config
-    from prefix_rft.config.validate import validate_train_config
+    from prefix_rft.config.lengths import prompt_length_limit
     from prefix_rft.data.sources import drop_long_prompts, heldout_records, load_train_dataset
     from prefix_rft.eval.heldout import heldout_accuracy, report_lines
     from prefix_rft.models.load import (
+        check_model_path,
         load_model,
         load_tokenizer,
         resolve_model_path,
         save_merged_model,
         with_config_overrides,
     )
+    from prefix_rft.training.progress import logger as progress
+    from prefix_rft.training.run_folder import (
+        check_run_folder,
+        load_heldout_before,
+        resume_request,
+        save_heldout_before,
+    )
 
     run_started = time.perf_counter()
-    validate_train_config(cfg)  # before anything heavy is loaded
     entry, _ = algorithm_from_config(cfg)
-    out_dir = Path(cfg.output_dir)
     stages = plan_stages(entry.stages, out_dir)
+    resume = resume_request(cfg)
+    check_run_folder(out_dir, [s.output_dir for s in stages], resume)
+    resolve_resume(resume, out_dir)  # a checkpoint path that is not one fails here, not after loading
+    check_model_path(cfg.model.name_or_path)
     main_process = _is_main_process()
     if main_process:
         save_resolved_config(cfg, out_dir)
@@ -190,9 +262,8 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
     model_path = with_config_overrides(cfg.model, resolve_model_path(cfg.model.name_or_path))
     tokenizer = load_tokenizer(cfg.model, model_path)
     train_dataset = load_train_dataset(cfg.data)
-    train_dataset = drop_long_prompts(
-        train_dataset, tokenizer, cfg.data.max_prompt_length, cfg.data.on_bad_row
-    )
+    train_dataset = drop_long_prompts(train_dataset, tokenizer, prompt_length_limit(cfg), cfg.data.on_bad_row)
+    check_enough_rows(cfg, entry.stages, len(train_dataset))
     quantization = build_quantization_config(cfg)
     model = load_model(cfg.model, model_path, quantization_config=quantization)
 
@@ -214,10 +285,24 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             seed=cfg.seed,
         )
 
-    started = resolve_resume(cfg.resume_from_checkpoint, out_dir) is not None or any(
-        s.output_dir != out_dir and s.output_dir.is_dir() for s in stages
+    # The starting model's accuracy, measured once and kept in the run folder: a resumed run reports
+    # the value of its first start (`model` is still the starting model here; train() loads checkpoints).
+    measured_with = OmegaConf.to_container(
+        OmegaConf.create(
+            {
+                "model": cfg.model.name_or_path,
+                "seed": cfg.seed,
+                "heldout_eval": cfg.heldout_eval,
+                "data": {k: cfg.data[k] for k in ("synthetic", "prompt_template", "system_prompt")},
+            }
+        ),
+        resolve=True,
     )
-    before = {} if started else evaluate(model)
+    before = load_heldout_before(out_dir, measured_with) if main_process else {}
+    if before is None:
+        before = evaluate(model)
+        if before:
+            save_heldout_before(out_dir, before, measured_with)
     summaries: list[dict[str, Any]] = []
     costs: list[dict[str, Any]] = []
     # Training time of this invocation: the rest of its wall time is overhead (loading, evaluation, saving).
@@ -250,7 +335,7 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
         trainer.save_model(str(out_dir))  # the final model also sits at the top of the run folder
     after = evaluate(trainer.model)
     if cfg.peft.enabled and cfg.peft.merge_on_save and main_process:
-        print(f"merged model: {save_merged_model(trainer.model, tokenizer, out_dir / 'merged')}")
+        progress.info("merged model: %s", save_merged_model(trainer.model, tokenizer, out_dir / "merged"))
 
     summary = {
         "algorithm": entry.name,
@@ -275,6 +360,6 @@ def run_training(cfg: DictConfig) -> dict[str, Any]:
             _write_log_history(trainer, out_dir / "log_history.jsonl")
         if before or after:
             for line in report_lines(before, after, len(heldout), ev.samples, ev.temperature):
-                print(line)
-        print(f"run folder: {out_dir}")
+                progress.info(line)
+        progress.info("run folder: %s", out_dir)
     return summary

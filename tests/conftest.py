@@ -74,3 +74,51 @@ def tiny_model_dir(model_cache) -> Path:
     from prefix_rft.models.tiny import ensure_tiny_model
 
     return ensure_tiny_model("tiny", cache_dir=model_cache)
+
+
+def run_cli(main, prog: str, args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
+    """Run a console entry point in this process as its command line would: ``(exit code, stdout, stderr)``.
+
+    Hydra keeps global state between runs and configures the root logger for the job; both are put back
+    afterwards so that later tests (and pytest's log capture) see the process as it was.
+    """
+    import logging
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", [prog, *args])
+    capsys.readouterr()  # drop what earlier steps printed
+    try:
+        result = main()
+        code = result if isinstance(result, int) else 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        GlobalHydra.instance().clear()
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def train_cli(monkeypatch, capsys):
+    """``prefix-rft-train ARGS`` in this process (Hydra main with overrides): ``(exit code, stdout, stderr)``."""
+    from prefix_rft.cli.train import main
+
+    return lambda *args: run_cli(main, "prefix-rft-train", list(args), monkeypatch, capsys)
+
+
+@pytest.fixture
+def eval_cli(monkeypatch, capsys):
+    """``prefix-rft-eval ARGS`` in this process: ``(exit code, stdout, stderr)``."""
+    from prefix_rft.cli.evaluate import main
+
+    return lambda *args: run_cli(main, "prefix-rft-eval", list(args), monkeypatch, capsys)

@@ -81,7 +81,7 @@ def test_sweep_runs_every_algorithm_into_its_own_folder(sweep, warm_model_dir, a
     run = sweep / algorithm
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["algorithm"]["name"] == algorithm
-    assert config["output_dir"] == str(run)
+    assert config["hydra"]["run"]["dir"] == str(run)  # the saved config reruns into this folder
     assert config["trainer"]["max_steps"] == 2  # resolved, command-line value
 
     metrics = json.loads((run / "metrics.json").read_text())

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from prefix_rft.errors import ModelLoadError
 from prefix_rft.eval.runner import CRASH_ENV, run_evaluation
 
 ITEMS, SAMPLES = 6, 2
@@ -204,7 +205,7 @@ def test_lora_adapter_folder_is_detected_and_merged(tiny_model_dir, tmp_path):
     )
     with pytest.raises(ValueError, match="is a LoRA adapter folder"):
         resolve_model_source(str(tmp_path / "adapter"), str(tmp_path / "adapter"))
-    with pytest.raises(FileNotFoundError, match="no adapter_config.json"):
+    with pytest.raises(ModelLoadError, match="no adapter_config.json"):
         resolve_model_source(str(tiny_model_dir), str(tmp_path))
     gen = TransformersGenerator(source)
     ids = encode_prompts(gen.tokenizer, [[{"role": "user", "content": "1+1?"}]] * 2)

@@ -8,7 +8,10 @@ folder (its ``metrics.json``: the held-out accuracy after training is the score)
 ``comparison.md``, ``comparison.csv`` (percentages, one row per run, columns in the paper's order
 then avg) and ``comparison.png`` (grouped bars; needs matplotlib, ``--no-plot`` skips it).
 ``--paper`` adds the paper's published Qwen2.5-Math-7B rows (prefix_rft/eval/paper_results.py) as
-reference rows.
+reference rows. The header names each benchmark's metric as the runs measured it (avg@k / pass@1);
+every bar is labelled with its value (a 0% bar too); the chart's ``avg`` group shows only averages
+over the same benchmarks as the paper's rows (or as most runs), since an average over other
+benchmarks is not comparable.
 
 Cost: when a run's training ``metrics.json`` can be found (the evaluated model is a run folder), its cost
 (prefix_rft/cost/estimate.py) follows the scores: rollouts, tokens generated and trained, FLOPs, training
@@ -38,6 +41,8 @@ from prefix_rft.eval.report import markdown_table, score_row
 from prefix_rft.eval.suites import PAPER_COLUMNS, column_order
 
 OUTPUT_FILES = ("comparison.md", "comparison.csv", "comparison.png")
+# The paper's metrics (prefix_rft/eval/paper_results.py).
+PAPER_METRICS = {"AIME24": "avg@32", "AIME25": "avg@32", "AMC": "avg@32"}
 
 
 def load_summary(run: str | Path) -> tuple[str, dict, str]:
@@ -93,14 +98,52 @@ def build_table(
     return columns + tail, rows, notes
 
 
+def metric_labels(runs: Sequence[tuple[str, dict, str]]) -> dict[str, str]:
+    """{benchmark: the metric the runs measured it with}, e.g. ``avg@4``; ``avg@4/avg@8`` when runs differ."""
+    seen: dict[str, list[str]] = {}
+    for _, summary, _ in runs:
+        for name, bench in summary["benchmarks"].items():
+            metric = bench.get("metric") or "pass@1"
+            if metric not in seen.setdefault(name, []):
+                seen[name].append(metric)
+    return {name: "/".join(metrics) for name, metrics in seen.items()}
+
+
+def averaged_over(runs: Sequence[tuple[str, dict, str]], rows, paper_rows: Sequence[str]) -> dict[str, tuple]:
+    """{row label: the benchmarks its avg covers} (rows in the order of :func:`build_table`)."""
+    covered = [tuple(summary["average"].get("benchmarks", [])) for _, summary, _ in runs]
+    covered += [tuple(PAPER_COLUMNS)] * len(paper_rows)
+    return {label: cover for (label, _), cover in zip(rows, covered)}
+
+
+def comparable_averages(coverage: dict[str, tuple], paper: bool) -> set[str]:
+    """Rows whose avg belongs in one chart group: those over the paper's six benchmarks when paper rows
+    are shown, else those over the benchmark set most rows share."""
+    if not coverage:
+        return set()
+    if paper:
+        target = set(PAPER_COLUMNS)
+    else:
+        sets = [frozenset(c) for c in coverage.values()]
+        target = max(sets, key=sets.count)
+    return {label for label, cover in coverage.items() if set(cover) == target}
+
+
 def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
 def write_tables(
-    columns: list[str], rows, notes: list[str], out: Path, paper: bool, costs: Sequence[dict] = ()
+    columns: list[str],
+    rows,
+    notes: list[str],
+    out: Path,
+    paper: bool,
+    metrics: dict[str, str] | None = None,
+    costs: Sequence[dict] = (),
 ) -> list[Path]:
-    """comparison.md and comparison.csv; ``costs`` ({axis: value} per run, in row order) adds cost columns."""
+    """comparison.md and comparison.csv; ``metrics``: {benchmark: metric} for the header; ``costs`` ({axis:
+    value} per run, in row order) adds cost columns."""
     out.mkdir(parents=True, exist_ok=True)
     header = ["run", *columns]
     body = [[label, *[_fmt(scores.get(c)) for c in columns]] for label, scores in rows]
@@ -113,12 +156,13 @@ def write_tables(
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows(body)
-    md = [
-        "# Evaluation comparison\n",
-        "Scores in %: AIME24/AIME25/AMC avg@32, others pass@1 (as configured per run).\n",
-    ]
+    measured = ", ".join(f"{c} {metrics[c]}" for c in columns if metrics and c in metrics)
+    md = ["# Evaluation comparison\n", f"Scores in %. Runs: {measured or 'see each summary'}.\n"]
     if paper:
-        md.append(f"Rows marked `paper:` are the published {PAPER_MODEL} results.\n")
+        md.append(
+            f"Rows marked `paper:` are the published {PAPER_MODEL} results (AIME24, AIME25, AMC avg@32; "
+            "MATH-500, Minerva, OlympiadBench pass@1).\n"
+        )
     if len(header) > len(columns) + 1:
         md.append("Cost: the training run's metrics.json (FLOPs estimate: prefix_rft/cost/estimate.py).\n")
     md.append(markdown_table(header, body))
@@ -127,8 +171,37 @@ def write_tables(
     return [out / "comparison.md", out / "comparison.csv"]
 
 
-def plot(columns: list[str], rows, path: Path) -> Path:
-    """A grouped bar chart: one group per column, one bar per run."""
+def chart_bars(
+    columns: list[str], rows, comparable: set[str] | None = None
+) -> list[tuple[str, list[float | None], list[str]]]:
+    """(row label, bar heights, bar labels) per row: every score labelled with its value ("0.0" for a 0%
+    bar, which would otherwise look missing); no bar for a missing score, nor in the ``avg``/``avg_ood``
+    groups for rows outside ``comparable`` (their average covers other benchmarks: labelled "n/a")."""
+    out = []
+    for label, scores in rows:
+        heights: list[float | None] = []
+        texts: list[str] = []
+        for c in columns:
+            value = scores.get(c)
+            if (
+                c in ("avg", "avg_ood")
+                and comparable is not None
+                and label not in comparable
+                and value is not None
+            ):
+                heights.append(None)
+                texts.append("n/a")
+                continue
+            heights.append(value)
+            texts.append("" if value is None else f"{value:.1f}")
+        out.append((label, heights, texts))
+    return out
+
+
+def plot(
+    columns: list[str], rows, path: Path, metrics: dict[str, str] | None = None, comparable=None
+) -> Path:
+    """A grouped bar chart: one group per column (its metric under the name), one labelled bar per run."""
     try:
         import matplotlib
 
@@ -140,13 +213,28 @@ def plot(columns: list[str], rows, path: Path) -> Path:
         ) from err
     width = 0.8 / max(1, len(rows))
     fig, ax = plt.subplots(figsize=(max(6.0, 1.2 * len(columns) + 0.25 * len(rows)), 4.5))
-    for i, (label, scores) in enumerate(rows):
+    for i, (label, heights, texts) in enumerate(chart_bars(columns, rows, comparable)):
         xs = [j + (i - (len(rows) - 1) / 2) * width for j in range(len(columns))]
-        ys = [float("nan") if scores.get(c) is None else scores[c] for c in columns]  # nan: no bar
-        ax.bar(xs, ys, width, label=label, hatch="//" if label.startswith("paper:") else None)
-    ax.set_xticks(range(len(columns)), columns)
+        drawn = [j for j, h in enumerate(heights) if h is not None]  # missing: no bar at all
+        bars = ax.bar(
+            [xs[j] for j in drawn],
+            [heights[j] for j in drawn],
+            width,
+            label=label,
+            hatch="//" if label.startswith("paper:") else None,
+        )
+        ax.bar_label(bars, labels=[texts[j] for j in drawn], fontsize=6, padding=1, rotation=90)
+        for j, text in enumerate(texts):
+            if heights[j] is None and text:  # an average left out of its group says so
+                ax.text(xs[j], 1, text, fontsize=6, rotation=90, ha="center", va="bottom")
+    metrics = dict(metrics or {})
+    if comparable is not None and any(label.startswith("paper:") for label, _ in rows):
+        for c in PAPER_COLUMNS:
+            metrics.setdefault(c, PAPER_METRICS.get(c, "pass@1"))
+    ticks = [f"{c}\n{metrics[c]}" if c in metrics else c for c in columns]
+    ax.set_xticks(range(len(columns)), ticks)
     ax.set_ylabel("score (%)")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 110)
     ax.legend(fontsize=8, ncol=2)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -188,10 +276,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"prefix-rft-compare: error: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
-    written = write_tables(columns, rows, notes, out, bool(paper_rows), costs)
+    metrics = metric_labels(runs)
+    comparable = comparable_averages(averaged_over(runs, rows, paper_rows), bool(paper_rows))
+    for label in [label for label, _ in rows if label not in comparable]:
+        notes.append(f"the chart's avg group leaves out {label}: its avg covers other benchmarks")
+    written = write_tables(columns, rows, notes, out, bool(paper_rows), metrics, costs)
     try:
         if not args.no_plot:
-            written.append(plot(columns, rows, out / "comparison.png"))
+            written.append(plot(columns, rows, out / "comparison.png", metrics, comparable))
         for axis in args.x:
             # rows start with the runs, in order; paper rows have no cost
             points = [

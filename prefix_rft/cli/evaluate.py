@@ -1,5 +1,7 @@
-"""``prefix-rft-eval``: evaluate a model on benchmarks (Hydra; config in conf/eval.yaml).
+"""``prefix-rft-eval``: evaluate a model on math benchmarks: sample answers, grade them with math-verify,
+write per-sample results and avg@k / pass@1 scores; rerunning with the same output_dir resumes.
 
+prefix-rft-eval [KEY=VALUE ...]
 prefix-rft-eval                                     # tiny model, synthetic problems, CPU
 prefix-rft-eval model_path=outputs/prefix_rft/qwen2.5-math-7b-openr1/<run> backend=vllm \\
     data_file=../shared/data/benchmarks/luffy_valid_all.parquet benchmarks=[] \\
@@ -17,8 +19,10 @@ Keys (all documented in prefix_rft/eval/config.py):
   ``temperature``, ``top_p``, ``max_new_tokens``, ``batch_size``, ``seed``, ``backend``
   (transformers | vllm), ``vllm.*``, ``prompt_template`` (auto | qwen_math | luffy | plain),
   ``system_prompt``, ``use_chat_template``.
+* grading: ``grader_workers`` (math-verify processes), ``grader_timeout`` (seconds per answer).
 * output: ``output_dir`` (samples.jsonl + summary.{json,csv,md}); rerunning with the same folder
-  resumes; ``overwrite=true`` starts over; ``stop_after=N`` stops after N new samples.
+  resumes; ``overwrite=true`` starts over; ``stop_after=N`` stops after N new samples;
+  ``progress`` (a progress bar).
 """
 
 from __future__ import annotations
@@ -30,28 +34,29 @@ from omegaconf import DictConfig, OmegaConf
 
 def main() -> None:
     """Console entry point (``prefix-rft-eval``); Hydra parses the command line."""
+    from prefix_rft.cli.help import eval_help, wants_help
+
+    if wants_help(sys.argv[1:]):
+        print(eval_help(__doc__.replace("``", "")))
+        return
+
     import hydra
 
     from prefix_rft.config.compose import conf_dir
-    from prefix_rft.errors import ConfigError
+    from prefix_rft.errors import report_user_errors
     from prefix_rft.eval.config import register_eval_configs
 
     register_eval_configs()
 
     def task(cfg: DictConfig) -> None:
-        from prefix_rft.eval.generate import BackendUnavailable
         from prefix_rft.eval.report import pct
         from prefix_rft.eval.runner import run_evaluation
-        from prefix_rft.eval.suites import BenchmarkError
 
         # Resolve once: ${now:...} in output_dir must not change between two reads.
         resolved = OmegaConf.to_container(cfg, resolve=True)
-        try:
+        # A config, data or model mistake is the user's to fix: one clear line, no traceback.
+        with report_user_errors("prefix-rft-eval"):
             summary = run_evaluation(resolved)
-        except (ConfigError, BenchmarkError, BackendUnavailable) as err:
-            # A config or data mistake is the user's to fix: one clear line, no traceback.
-            print(f"prefix-rft-eval: error: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
         for name, b in summary["benchmarks"].items():
             print(
                 f"{name:>14}  {b['metric']:>7}  {pct(b['score']):>5}  ({b['n_items']} items, {b['n_samples']} samples)"

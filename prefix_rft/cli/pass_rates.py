@@ -30,19 +30,23 @@ def main(argv: list[str] | None = None) -> None:
 
     from prefix_rft.config.compose import compose_config
     from prefix_rft.data.sources import load_train_dataset
+    from prefix_rft.errors import report_user_errors
     from prefix_rft.eval.pass_rates import measure_pass_rates
-    from prefix_rft.models.load import load_model, load_tokenizer, resolve_model_path
+    from prefix_rft.models.load import check_model_path, load_model, load_tokenizer, resolve_model_path
 
     cfg = compose_config([f"model.name_or_path={args.model}", "output_dir=unused", *args.overrides])
-    path = resolve_model_path(cfg.model.name_or_path)
-    rows = measure_pass_rates(
-        load_model(cfg.model, path),
-        load_tokenizer(cfg.model, path),
-        load_train_dataset(cfg.data, apply_pass_rates=False),
-        samples=args.samples,
-        temperature=args.temperature,
-        max_new_tokens=args.max_new_tokens,
-    )
+    with report_user_errors("prefix-rft-pass-rates"):
+        check_model_path(cfg.model.name_or_path, "--model")
+        dataset = load_train_dataset(cfg.data, apply_pass_rates=False)
+        path = resolve_model_path(cfg.model.name_or_path)
+        rows = measure_pass_rates(
+            load_model(cfg.model, path),
+            load_tokenizer(cfg.model, path),
+            dataset,
+            samples=args.samples,
+            temperature=args.temperature,
+            max_new_tokens=args.max_new_tokens,
+        )
     Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows))
     hard = sum(r["pass_rate"] == 0 for r in rows)
     print(f"wrote {len(rows)} pass rates to {args.out}; {hard} problems never solved")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from pathlib import Path
 
 from omegaconf import DictConfig
 
@@ -37,30 +38,80 @@ def share_run_time() -> None:
     os.environ["PREFIX_RFT_RUN_TIME"] = stamp[0]
 
 
+def run_config_dir(argv: list[str]) -> Path | None:
+    """The run folder named by ``--config-dir RUN [--config-name config]`` when it holds a run's saved
+    config (see :func:`prefix_rft.pipeline.save_resolved_config`), else None.
+
+    Hydra searches ``conf/`` before an added ``--config-dir``, so ``--config-name config`` would find
+    the default job's config; a run folder is therefore made the primary config directory instead.
+    """
+    from prefix_rft.pipeline import RUN_CONFIG_MARK
+
+    def value(*flags: str) -> str | None:
+        for i, arg in enumerate(argv):
+            for flag in flags:
+                if arg == flag and i + 1 < len(argv):
+                    return argv[i + 1]
+                if arg.startswith(flag + "="):
+                    return arg.split("=", 1)[1]
+        return None
+
+    folder, name = value("--config-dir", "-cd"), value("--config-name", "-cn")
+    if folder is None or name not in (None, "config", "config.yaml"):
+        return None
+    saved = Path(folder) / "config.yaml"
+    try:
+        with open(saved, encoding="utf-8") as f:
+            first = f.readline()
+    except OSError:
+        return None
+    return Path(folder).resolve() if first.startswith(RUN_CONFIG_MARK) else None
+
+
 def main() -> None:
     """Console entry point (``prefix-rft-train``); Hydra parses the command line."""
+    argv = sys.argv[1:]
+    from prefix_rft.cli.help import train_help, wants_help
+    from prefix_rft.config.compose import conf_dir
+
+    if wants_help(argv):
+        print(train_help(conf_dir()))
+        return
+    if "--help-trainer" in argv:
+        from prefix_rft.config.trainer_args import trl_field_help
+
+        names = argv[argv.index("--help-trainer") + 1 :]
+        if not names:
+            print("usage: prefix-rft-train --help-trainer FIELD [FIELD ...]  (e.g. epsilon)", file=sys.stderr)
+            raise SystemExit(2)
+        for name in names:
+            try:
+                print(f"trainer.{name}: {trl_field_help(name.removeprefix('trainer.'))}")
+            except KeyError as err:
+                print(f"prefix-rft-train: {err.args[0]}", file=sys.stderr)
+                raise SystemExit(2) from None
+        return
+
     import hydra
 
-    from prefix_rft.config.compose import conf_dir
     from prefix_rft.config.schema import register_configs
-    from prefix_rft.errors import ConfigError
+    from prefix_rft.errors import report_user_errors
     from prefix_rft.pipeline import run_training
 
-    register_configs()
+    # The cached schema: composing (and --cfg job) does not import TRL; the run checks the live one.
+    register_configs(cached=True)
     share_run_time()
+    config_path = run_config_dir(argv) or conf_dir()
 
     def task(cfg: DictConfig) -> None:
         if int(os.environ.get("RANK", "0")) > 0:
             # One log: the other processes of a multi-process launch only report problems.
             logging.getLogger().setLevel(logging.WARNING)
-        try:
+        # A config, data or model mistake is the user's to fix: one clear line, no traceback.
+        with report_user_errors("prefix-rft-train"):
             run_training(cfg)
-        except ConfigError as err:
-            # A config mistake is the user's to fix: one clear line, no traceback.
-            print(f"prefix-rft-train: config error: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
 
-    hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(task)()
+    hydra.main(config_path=str(config_path), config_name="config", version_base="1.3")(task)()
 
 
 if __name__ == "__main__":

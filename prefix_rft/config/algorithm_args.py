@@ -19,16 +19,14 @@ import logging
 import typing
 from typing import Any
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from prefix_rft.algorithms import ALGORITHMS, Algorithm, get_algorithm
-from prefix_rft.config.trainer_args import hydra_type
+from prefix_rft.config.schema_cache import ALGORITHM_ARGS_DOC
+from prefix_rft.config.trainer_args import args_class, hydra_type
 from prefix_rft.trainers.algorithm_config import AlgorithmConfig
 
 logger = logging.getLogger(__name__)
-
-# The Hydra group that holds the generated per-algorithm defaults.
-REGISTRY_GROUP = "algorithm_registry"
 
 
 def knob_fields() -> dict[str, tuple[Any, str]]:
@@ -49,16 +47,15 @@ def knob_fields() -> dict[str, tuple[Any, str]]:
     return knobs
 
 
+def algorithm_field_specs() -> list[tuple[str, Any, str]]:
+    """``(name, Hydra type, help)`` of the ``algorithm`` group: ``name`` plus every registered knob."""
+    specs = [("name", str, "A registered algorithm.")]
+    return specs + [(name, tp, help_text) for name, (tp, help_text) in sorted(knob_fields().items())]
+
+
 def make_algorithm_args_class() -> type:
     """The schema of the ``algorithm`` group: ``name`` plus the union of the registered knobs."""
-    spec: list[tuple[str, Any, Any]] = [
-        ("name", str, dataclasses.field(default=MISSING, metadata={"help": "A registered algorithm."}))
-    ]
-    for name, (tp, help_text) in sorted(knob_fields().items()):
-        spec.append((name, tp, dataclasses.field(default=MISSING, metadata={"help": help_text})))
-    cls = dataclasses.make_dataclass("AlgorithmArgs", spec)
-    cls.__doc__ = "Knobs of the registered algorithms; each algorithm reads its own (prefix_rft.algorithms)."
-    return cls
+    return args_class("AlgorithmArgs", algorithm_field_specs(), ALGORITHM_ARGS_DOC)
 
 
 def algorithm_defaults(entry: Algorithm) -> dict[str, Any]:

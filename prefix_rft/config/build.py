@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from prefix_rft.algorithms import STAGE_KINDS
 from prefix_rft.config.trainer_args import set_trainer_args
+from prefix_rft.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,17 @@ def build_grpo_config(cfg: DictConfig):
     kwargs = trl_kwargs(cfg, GRPOConfig)
     kwargs.update(BACKEND_TO_TRL[cfg.generation.backend])
     kwargs["reward_weights"] = [float(f.weight) for f in cfg.reward.funcs]
-    return GRPOConfig(**kwargs)
+    return _trl_config(GRPOConfig, kwargs, "trainer.*")
+
+
+def _trl_config(cls: type, kwargs: dict[str, Any], keys: str):
+    """``cls(**kwargs)``; TRL's own consistency checks (a batch not divisible by num_generations, bf16
+    without a GPU, ...) become a :class:`ConfigError` naming the settings."""
+    try:
+        return cls(**kwargs)
+    except ValueError as err:
+        message = " ".join(str(err).split())
+        raise ConfigError(f"TRL's {cls.__name__} rejects the {keys} settings: {message}") from err
 
 
 def build_peft_config(cfg: DictConfig):
@@ -120,6 +131,8 @@ def build_sft_config(cfg: DictConfig):
     from transformers import TrainingArguments
     from trl import SFTConfig
 
+    from prefix_rft.config.lengths import prompt_length_limit
+
     generic = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
     kwargs = {k: v for k, v in trl_kwargs(cfg, SFTConfig).items() if k in generic}
     accepted = {f.name for f in dataclasses.fields(SFTConfig) if f.init}
@@ -129,8 +142,8 @@ def build_sft_config(cfg: DictConfig):
     kwargs.update(sft)
     # Room for prompt + demonstration, like the RL context budget.
     max_completion = set_trainer_args(cfg.trainer).get("max_completion_length", 1024)
-    kwargs.setdefault("max_length", cfg.data.max_prompt_length + max_completion)
-    return SFTConfig(**kwargs)
+    kwargs.setdefault("max_length", prompt_length_limit(cfg) + max_completion)
+    return _trl_config(SFTConfig, kwargs, "trainer.* / sft_trainer.*")
 
 
 def build_sft_trainer(cfg: DictConfig, model, tokenizer, train_dataset):

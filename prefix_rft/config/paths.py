@@ -18,3 +18,9 @@ def conf_dir() -> Path:
             f"project from a clone with `pip install -e .`, or point {CONF_ENV} at a copy of conf/."
         )
     return path
+
+
+def cache_root() -> Path:
+    """The project's cache folder: ``$PREFIX_RFT_CACHE`` or ``~/.cache/prefix_rft`` (models, schema)."""
+    env = os.environ.get("PREFIX_RFT_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "prefix_rft"

@@ -17,7 +17,6 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from prefix_rft.config.model_options import ModelOptions
-from prefix_rft.config.trainer_args import TrainerArgs
 
 # OmegaConf cannot validate PEP 604 unions, so ``Optional[...]`` is used throughout this module.
 # ruff: noqa: UP045
@@ -91,8 +90,9 @@ class DataConfig:
     pass_rate_file: Optional[str] = None
     # Keep rows whose measured pass rate is at most this (e.g. 0.0: only prompts the model never solves).
     max_pass_rate: Optional[float] = None
-    # Prompts longer than this many tokens are an error (or skipped if on_bad_row=skip).
-    max_prompt_length: int = 1024
+    # Prompts longer than this many tokens are an error (or skipped if on_bad_row=skip); null = what the
+    # model's context window leaves after the completion (model.max_context_length - trainer.max_completion_length).
+    max_prompt_length: Optional[int] = None
     # What to do with a malformed row (missing/empty problem, answer or demonstration): error or skip.
     on_bad_row: str = "error"
     # Source columns kept beside prompt/answer/demonstration, under their own names: the reward functions
@@ -136,6 +136,9 @@ class SchedulerConfig:
     low_end: float = 0.05
     # Steps over which the lower bound decays (paper: 500).
     decay_steps: int = 500
+    # cosine/linear: allow low_end > low_start (a lower bound that rises over training); without it such a
+    # schedule is refused as a likely swap of the two values.
+    allow_rising: bool = False
     # Fixed lower bound (uniform).
     low: float = 0.05
     # Fixed ratio (constant).
@@ -207,11 +210,12 @@ class TrainConfig:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     peft: PeftConfig = field(default_factory=PeftConfig)
     generation: GenerationBackendConfig = field(default_factory=GenerationBackendConfig)
-    # TRL GRPOConfig/SFTConfig arguments (generated from the installed TRL; see trainer_args.py).
-    trainer: TrainerArgs = field(default_factory=TrainerArgs)
+    # TRL GRPOConfig/SFTConfig arguments (generated from the installed TRL; see trainer_args.py); typed
+    # by train_config_class().
+    trainer: Any = MISSING
     # TRL SFTConfig fields for SFT (algorithm=sft and the SFT stage of sft_then_rft); they override
     # trainer.* there (e.g. an SFT learning rate), so both share the budget set in trainer.*.
-    sft_trainer: TrainerArgs = field(default_factory=TrainerArgs)
+    sft_trainer: Any = MISSING
     heldout_eval: HeldoutEvalConfig = field(default_factory=HeldoutEvalConfig)
     # Run folder (checkpoints, logs, resolved config, metrics).
     output_dir: str = MISSING
@@ -221,32 +225,46 @@ class TrainConfig:
     resume_from_checkpoint: Optional[str] = None
 
 
-def train_config_class() -> type:
-    """:class:`TrainConfig` with the ``algorithm`` group typed by the registered algorithms (generated on
-    every call, so that an algorithm registered at run time, e.g. in a test, is part of the schema)."""
-    from prefix_rft.config.algorithm_args import make_algorithm_args_class
+def train_config_class(trainer_args: type | None = None, algorithm_args: type | None = None) -> type:
+    """:class:`TrainConfig` with ``trainer``/``sft_trainer`` typed by TRL's fields and ``algorithm`` by the
+    registered algorithms (generated on every call, so that an algorithm registered at run time, e.g. in
+    a test, is part of the schema). The two generated classes may be given (the cached schema)."""
+    if trainer_args is None:
+        from prefix_rft.config.trainer_args import make_trainer_args_class
 
-    algorithm_args = make_algorithm_args_class()
+        trainer_args = make_trainer_args_class()
+    if algorithm_args is None:
+        from prefix_rft.config.algorithm_args import make_algorithm_args_class
+
+        algorithm_args = make_algorithm_args_class()
     return dataclasses.make_dataclass(
         "TrainConfig",
-        [("algorithm", algorithm_args, field(default_factory=algorithm_args))],
+        [
+            ("algorithm", algorithm_args, field(default_factory=algorithm_args)),
+            ("trainer", trainer_args, field(default_factory=trainer_args)),
+            ("sft_trainer", trainer_args, field(default_factory=trainer_args)),
+        ],
         bases=(TrainConfig,),
     )
 
 
-def register_configs() -> None:
+def register_configs(cached: bool = False) -> None:
     """Register the root schema (conf/config.yaml lists it first in its defaults, so every group is typed)
     and one node per registered algorithm: ``algorithm_registry/<name>`` (its knobs' defaults, which
-    ``conf/algorithm/<name>.yaml`` pulls in), and ``algorithm/<name>`` itself when there is no such YAML."""
-    from prefix_rft.algorithms import ALGORITHMS
-    from prefix_rft.config.algorithm_args import REGISTRY_GROUP, algorithm_defaults
-    from prefix_rft.config.paths import conf_dir
+    ``conf/algorithm/<name>.yaml`` pulls in), and ``algorithm/<name>`` itself when there is no such YAML.
 
+    ``cached``: build the generated groups from the schema cache (:mod:`.schema_cache`) instead of TRL
+    and the registry, so that composing a config does not import TRL; only the built-in algorithms are
+    known then (the command-line tools; the run itself checks the config against the live schema).
+    """
+    from prefix_rft.config.paths import conf_dir
+    from prefix_rft.config.schema_cache import REGISTRY_GROUP, SchemaSpec
+
+    spec = SchemaSpec.cached() if cached else SchemaSpec.live()
     store = ConfigStore.instance()
-    store.store(name="train_schema", node=train_config_class())
+    store.store(name="train_schema", node=train_config_class(*spec.classes()))
     presets = conf_dir() / "algorithm"
-    for entry in ALGORITHMS.values():
-        node = algorithm_defaults(entry)
-        store.store(group=REGISTRY_GROUP, name=entry.name, node=node)
-        if not (presets / f"{entry.name}.yaml").is_file():
-            store.store(group="algorithm", name=entry.name, node=node)
+    for name, node in spec.algorithms.items():
+        store.store(group=REGISTRY_GROUP, name=name, node=node)
+        if not (presets / f"{name}.yaml").is_file():
+            store.store(group="algorithm", name=name, node=node)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import types
 import typing
 from typing import Any, Optional
@@ -63,20 +64,38 @@ def _trl_fields() -> dict[str, dataclasses.Field]:
     return fields
 
 
-def make_trainer_args_class() -> type:
-    """Build the ``TrainerArgs`` dataclass: one MISSING-by-default field per TRL config field."""
-    spec = []
-    for name, f in sorted(_trl_fields().items()):
-        help_text = (f.metadata or {}).get("help", "")
-        spec.append(
-            (name, hydra_type(f.type), dataclasses.field(default=MISSING, metadata={"help": help_text}))
-        )
-    cls = dataclasses.make_dataclass("TrainerArgs", spec)
-    cls.__doc__ = "TRL trainer arguments (GRPOConfig and SFTConfig fields); unset fields keep TRL's defaults."
+def trainer_field_specs() -> list[tuple[str, Any, str]]:
+    """``(name, Hydra type, help)`` of every ``trainer.*`` field, from the installed TRL."""
+    return [
+        (name, hydra_type(f.type), (f.metadata or {}).get("help", ""))
+        for name, f in sorted(_trl_fields().items())
+    ]
+
+
+def args_class(name: str, specs: list[tuple[str, Any, str]], doc: str) -> type:
+    """A dataclass of MISSING-by-default fields ``(name, type, help)`` (the generated groups' schemas)."""
+    fields = [(n, tp, dataclasses.field(default=MISSING, metadata={"help": h})) for n, tp, h in specs]
+    cls = dataclasses.make_dataclass(name, fields)
+    cls.__doc__ = doc
     return cls
 
 
-TrainerArgs = make_trainer_args_class()
+TRAINER_ARGS_DOC = (
+    "TRL trainer arguments (GRPOConfig and SFTConfig fields); unset fields keep TRL's defaults."
+)
+
+
+@functools.cache
+def make_trainer_args_class() -> type:
+    """The ``TrainerArgs`` dataclass: one MISSING-by-default field per TRL config field (imports TRL, once)."""
+    return args_class("TrainerArgs", trainer_field_specs(), TRAINER_ARGS_DOC)
+
+
+def __getattr__(name: str) -> Any:
+    # ``TrainerArgs`` is built on first use: importing this module must not import TRL (a few seconds).
+    if name == "TrainerArgs":
+        return make_trainer_args_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def set_trainer_args(trainer_cfg: DictConfig) -> dict[str, Any]:

@@ -13,9 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from prefix_rft.config.trainer_args import TrainerValues, set_trainer_args
-from prefix_rft.errors import ConfigError, one_of
+from prefix_rft.errors import ConfigError, MissingExtraError, one_of
 
-__all__ = ["ConfigError", "check_schema", "validate_train_config"]
+__all__ = ["ConfigError", "check_environment", "check_schema", "validate_train_config"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,9 +56,16 @@ def validate_train_config(cfg: DictConfig) -> None:
     _check_data(cfg.data)
     try:
         get_reward_funcs(list(cfg.reward.funcs))
-        scheduler_from_config(cfg.scheduler)
+        scheduler = scheduler_from_config(cfg.scheduler)
     except ValueError as err:
         raise ConfigError(str(err)) from err
+    if getattr(scheduler, "rising", False):
+        logger.warning(
+            "scheduler.low_start=%s < scheduler.low_end=%s: the prefix ratio's lower bound rises over "
+            "training (scheduler.allow_rising=true; the paper's schedule falls)",
+            cfg.scheduler.low_start,
+            cfg.scheduler.low_end,
+        )
 
     algo.check(trainer)
     if entry.requires_demonstrations(algo) and not cfg.data.demonstration_column:
@@ -68,13 +75,88 @@ def validate_train_config(cfg: DictConfig) -> None:
         )
     _check_sft_trainer(cfg)
     _check_deepspeed(cfg)
+    _check_budget(cfg)
     _check_peft(cfg.peft)
-    needed = cfg.data.max_prompt_length + trainer.max_completion_length
-    if needed > cfg.model.max_context_length:
+    _check_context(cfg, trainer)
+
+
+def _check_context(cfg: DictConfig, trainer: TrainerValues) -> None:
+    from prefix_rft.config.lengths import prompt_length_limit
+
+    completion, window = trainer.max_completion_length, cfg.model.max_context_length
+    if cfg.data.max_prompt_length is None:
+        if prompt_length_limit(cfg) < 1:
+            raise ConfigError(
+                f"trainer.max_completion_length ({completion}) leaves no room for a prompt in "
+                f"model.max_context_length ({window}); lower it or raise the model's context window"
+            )
+        return
+    needed = cfg.data.max_prompt_length + completion
+    if needed > window:
         raise ConfigError(
             f"data.max_prompt_length ({cfg.data.max_prompt_length}) + trainer.max_completion_length "
-            f"({trainer.max_completion_length}) = {needed} exceeds model.max_context_length "
-            f"({cfg.model.max_context_length}); lower one of them or raise the model's context window"
+            f"({completion}) = {needed} exceeds model.max_context_length ({window}); lower one of them "
+            "(data.max_prompt_length=null fits prompts to the window) or raise the model's context window"
+        )
+
+
+def _check_budget(cfg: DictConfig) -> None:
+    """Training length: trainer.max_steps (and sft_trainer.max_steps) > 0, or -1 = TRL's "train
+    trainer.num_train_epochs epochs"; anything else would train a surprising number of steps."""
+    for group in ("trainer", "sft_trainer"):
+        values = set_trainer_args(cfg[group])
+        steps = values.get("max_steps")
+        if steps is None:
+            continue
+        if steps == -1:
+            epochs = values.get(
+                "num_train_epochs", set_trainer_args(cfg.trainer).get("num_train_epochs", 3.0)
+            )
+            if epochs <= 0:
+                raise ConfigError(
+                    f"{group}.max_steps=-1 trains {group}.num_train_epochs epochs, but that is {epochs}; "
+                    "set a positive number of epochs or of steps"
+                )
+        elif steps < 1:
+            raise ConfigError(
+                f"{group}.max_steps={steps} is not valid; expected a positive number of optimizer steps, "
+                f"or -1 to train {group}.num_train_epochs epochs"
+            )
+
+
+def _require_module(module: str, needed_by: str, install: str) -> None:
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError as err:
+        raise MissingExtraError(
+            f"{needed_by} needs the {module} package ({err}); install it with {install}"
+        ) from err
+
+
+def check_environment(cfg: DictConfig) -> None:
+    """What this machine must have for the config: the optional packages (and GPU) the chosen groups
+    need. Separate from :func:`validate_train_config` so that a GPU recipe can be checked on a laptop;
+    the run calls both before any model is loaded."""
+    if cfg.peft.load_in_4bit:
+        _require_module(
+            "bitsandbytes",
+            "peft=qlora (peft.load_in_4bit=true)",
+            "pip install bitsandbytes (on a CUDA machine)",
+        )
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(
+                "peft=qlora (peft.load_in_4bit=true) loads the base model in 4 bit, which needs a CUDA GPU; "
+                "none is visible (use peft=lora on this machine)"
+            )
+    if cfg.generation.backend != "transformers":
+        _require_module(
+            "vllm",
+            f"generation={cfg.generation.backend}",
+            "pip install -e '.[vllm]' on a CUDA machine (or use generation=transformers)",
         )
 
 

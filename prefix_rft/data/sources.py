@@ -10,7 +10,6 @@ every column as a keyword argument).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from datasets import Dataset
@@ -18,29 +17,24 @@ from datasets import Dataset
 from prefix_rft.data.columns import ANSWER, DEMONSTRATION, PROMPT
 from prefix_rft.data.prompts import build_prompt
 from prefix_rft.data.subsets import load_pass_rates, problem_key, select_hard, take_subset
+from prefix_rft.errors import DataError
 
 __all__ = ["DataError", "load_train_dataset", "normalise_rows", "take_subset", "drop_long_prompts"]
 
 logger = logging.getLogger(__name__)
 
-LOCAL_FORMATS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 
+def read_local_table(path: str, key: str, on_bad_row: str = "error") -> Dataset:
+    """A local parquet/JSONL/JSON/CSV file as a Dataset; errors name the config ``key``, the file and (for
+    JSON lines) the line. ``on_bad_row=skip`` skips malformed JSON lines with a warning."""
+    from prefix_rft.data.files import read_table
 
-class DataError(ValueError):
-    """The data does not match the data config; the message names the column, row or file."""
-
-
-def read_local_table(path: str, key: str) -> Dataset:
-    """A local parquet/JSONL/JSON/CSV file as a Dataset; errors name the config ``key`` and the file."""
-    from datasets import load_dataset
-
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{key}={p} does not exist or is not a file")
-    fmt = LOCAL_FORMATS.get(p.suffix)
-    if fmt is None:
-        raise DataError(f"{key}={p}: unsupported file type; expected one of {sorted(LOCAL_FORMATS)}")
-    return load_dataset(fmt, data_files=str(p), split="train")
+    return read_table(
+        path,
+        f"{key}={path}",
+        skip_bad=on_bad_row == "skip",
+        hint="fix the line or set data.on_bad_row=skip to drop malformed lines",
+    )
 
 
 def _read_raw(data_cfg) -> Dataset:
@@ -58,7 +52,7 @@ def _read_raw(data_cfg) -> Dataset:
     if not data_cfg.path:
         raise DataError(f"data.path must be set for data.source={data_cfg.source}")
     if data_cfg.source == "local":
-        return read_local_table(data_cfg.path, "data.path")
+        return read_local_table(data_cfg.path, "data.path", data_cfg.on_bad_row)
     try:
         return load_dataset(data_cfg.path, split=data_cfg.split)
     except Exception as err:  # the hub is unreachable offline: say what to do instead

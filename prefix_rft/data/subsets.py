@@ -9,11 +9,12 @@ Measure pass rates once (:mod:`prefix_rft.eval.pass_rates`), then train on the h
 
 from __future__ import annotations
 
-import json
 import random
 from pathlib import Path
 
 from datasets import Dataset
+
+from prefix_rft.errors import DataError
 
 
 def take_subset(ds: Dataset, fraction: float, max_samples: int | None, seed: int) -> Dataset:
@@ -38,17 +39,14 @@ def problem_key(prompt: list[dict[str, str]] | str) -> str:
 
 def load_pass_rates(path: str | Path) -> dict[str, float]:
     """``{problem key: pass rate}`` from a JSONL written by ``prefix-rft-pass-rates``."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"data.pass_rate_file={path} does not exist")
+    from prefix_rft.data.files import read_jsonl_rows
+
+    what = f"data.pass_rate_file={path}"
     rates: dict[str, float] = {}
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        row = json.loads(line)
+    for n, row in enumerate(read_jsonl_rows(Path(path), what), 1):
         if "problem" not in row or "pass_rate" not in row:
-            raise ValueError(f"{path}:{n}: expected keys 'problem' and 'pass_rate', got {sorted(row)}")
-        rates[row["problem"].strip()] = float(row["pass_rate"])
+            raise DataError(f"{what}: row {n}: expected keys 'problem' and 'pass_rate', got {sorted(row)}")
+        rates[str(row["problem"]).strip()] = float(row["pass_rate"])
     return rates
 
 
@@ -57,7 +55,7 @@ def select_hard(ds: Dataset, pass_rates: dict[str, float], max_pass_rate: float)
     keys = [problem_key(p) for p in ds["prompt"]]
     unmeasured = [i for i, k in enumerate(keys) if k not in pass_rates]
     if unmeasured:
-        raise ValueError(
+        raise DataError(
             f"{len(unmeasured)} training rows have no pass rate in data.pass_rate_file (first: row "
             f"{unmeasured[0]}); measure the same data and template"
         )

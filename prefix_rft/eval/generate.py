@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from prefix_rft.config.model_options import ModelOptions
+from prefix_rft.errors import ConfigError, MissingExtraError, ModelLoadError
 
 logger = logging.getLogger(__name__)
 
 
-class BackendUnavailable(RuntimeError):
+class BackendUnavailable(MissingExtraError):
     """The configured generation backend cannot run here (e.g. vllm is not installed)."""
 
 
@@ -65,7 +66,7 @@ def resolve_model_source(
     ``options`` (or its ``fields`` as keywords, e.g. ``dtype="float32"``): how the model is loaded.
     """
     options = options or ModelOptions(**fields)
-    from prefix_rft.models.load import resolve_model_path
+    from prefix_rft.models.load import check_model_path, resolve_model_path
 
     base, adapter = model_path, adapter_path
     folder = Path(model_path)
@@ -75,15 +76,18 @@ def resolve_model_source(
         and not (folder / "config.json").is_file()
     ):
         if adapter_path is not None:
-            raise ValueError(
+            raise ConfigError(
                 f"model_path={model_path} is a LoRA adapter folder and adapter_path={adapter_path} is set too; "
                 "give the base model as model_path and the adapter as adapter_path"
             )
         adapter = model_path
         base = _adapter_base(folder)
+        check_model_path(base, f"base_model_name_or_path of {folder / 'adapter_config.json'}")
+    else:
+        check_model_path(model_path, "model_path")
     if adapter is not None:
         if not (Path(adapter) / "adapter_config.json").is_file():
-            raise FileNotFoundError(
+            raise ModelLoadError(
                 f"adapter_path={adapter} has no adapter_config.json (not a LoRA adapter folder)"
             )
     base = resolve_model_path(base)
@@ -95,7 +99,7 @@ def _adapter_base(folder: Path) -> str:
     config = json.loads((folder / "adapter_config.json").read_text())
     base = config.get("base_model_name_or_path")
     if not base:
-        raise ValueError(
+        raise ModelLoadError(
             f"{folder / 'adapter_config.json'} has no base_model_name_or_path; set model_path to the base"
         )
     return base

@@ -12,7 +12,7 @@ import json
 import logging
 from pathlib import Path
 
-from prefix_rft.errors import ConfigError
+from prefix_rft.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def read_samples(path: str | Path) -> list[dict]:
             if lineno >= len(lines) - 1:  # the last line: an interrupted write
                 logger.warning("%s: ignoring a truncated last line", path)
                 break
-            raise ValueError(f"{path}:{lineno}: not valid JSON ({err}); fix or delete the line") from err
+            raise DataError(f"{path}:{lineno}: not valid JSON ({err}); fix or delete the line") from err
     return rows
 
 

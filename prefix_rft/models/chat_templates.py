@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from prefix_rft.errors import ConfigError
+
 # Llama-3.1-Instruct turn format (header ids around the role, <|eot_id|> closing each turn), for base
 # Llama-3.1 checkpoints whose tokenizer ships no chat template. Every turn is closed; transformers'
 # continue_final_message cuts the rendered text after the last message's content itself.
@@ -33,6 +35,6 @@ def resolve_chat_template(value: str | None) -> str | None:
         return CHAT_TEMPLATES[value]
     if "{%" in value or "{{" in value:
         return value
-    raise ValueError(
+    raise ConfigError(
         f"model.chat_template={value!r} is neither a known template {sorted(CHAT_TEMPLATES)} nor a Jinja string"
     )

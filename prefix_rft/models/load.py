@@ -13,6 +13,7 @@ import os
 import torch
 
 from prefix_rft.config.model_options import ModelOptions
+from prefix_rft.errors import ConfigError, ModelLoadError
 from prefix_rft.models.chat_templates import resolve_chat_template
 
 logger = logging.getLogger(__name__)
@@ -28,10 +29,55 @@ def resolve_model_path(name_or_path: str) -> str:
     default CPU job never need a model hub.
     """
     if name_or_path.startswith(BUILTIN_PREFIX):
-        from prefix_rft.models.tiny import ensure_tiny_model
+        from prefix_rft.models.tiny import TINY_PRESETS, ensure_tiny_model
 
-        return str(ensure_tiny_model(name_or_path[len(BUILTIN_PREFIX) :]))
+        preset = name_or_path[len(BUILTIN_PREFIX) :]
+        if preset not in TINY_PRESETS:
+            raise ModelLoadError(
+                f"{name_or_path} is not a built-in model; expected one of "
+                f"{[BUILTIN_PREFIX + name for name in TINY_PRESETS]}"
+            )
+        return str(ensure_tiny_model(preset))
     return name_or_path
+
+
+def _looks_local(name_or_path: str) -> bool:
+    """A path rather than a hub id ("name" or "org/name")."""
+    p = name_or_path
+    return os.path.isabs(p) or p.startswith((".", "~")) or p.endswith("/") or p.count("/") > 1
+
+
+def check_model_path(name_or_path: str, key: str = "model.name_or_path") -> None:
+    """Refuse, before anything is loaded, a model location that cannot work: a local path that does not
+    exist or holds no saved model (``config.json``), or an unknown ``builtin:`` preset. Hub ids are
+    left to ``from_pretrained`` (whose failures :func:`load_tokenizer` / :func:`load_model` report)."""
+    expected = (
+        "a checkpoint folder (with config.json), a hub id such as Qwen/Qwen2.5-Math-7B, or builtin:tiny-warm"
+    )
+    if name_or_path.startswith(BUILTIN_PREFIX):
+        from prefix_rft.models.tiny import TINY_PRESETS
+
+        if name_or_path[len(BUILTIN_PREFIX) :] not in TINY_PRESETS:
+            raise ModelLoadError(
+                f"{key}={name_or_path} is not a built-in model; expected one of "
+                f"{[BUILTIN_PREFIX + name for name in TINY_PRESETS]}"
+            )
+        return
+    path = os.path.expanduser(name_or_path)
+    if os.path.exists(path):
+        if not os.path.isdir(path):
+            raise ModelLoadError(f"{key}={name_or_path} is a file; expected {expected}")
+        if not os.path.isfile(os.path.join(path, "config.json")):
+            raise ModelLoadError(
+                f"{key}={name_or_path} holds no config.json (not a saved model); expected {expected}"
+            )
+    elif _looks_local(name_or_path):
+        raise ModelLoadError(f"{key}={name_or_path} does not exist; expected {expected}")
+
+
+def _load_failure(what: str, path: str, err: Exception) -> ModelLoadError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return ModelLoadError(f"cannot load the {what} of {path}: {first}")
 
 
 def apply_config_overrides(config, overrides: dict) -> None:
@@ -43,7 +89,7 @@ def apply_config_overrides(config, overrides: dict) -> None:
         elif hasattr(config, key) or key == "rope_theta":
             setattr(config, key, value)
         else:
-            raise ValueError(f"model.config_overrides.{key}: {type(config).__name__} has no such field")
+            raise ConfigError(f"model.config_overrides.{key}: {type(config).__name__} has no such field")
 
 
 def with_config_overrides(
@@ -105,14 +151,17 @@ def load_tokenizer(model_cfg: ModelOptions, path: str | None = None):
     from transformers import AutoTokenizer
 
     path = path or resolve_model_path(model_cfg.name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(
-        path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code
-    )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code
+        )
+    except OSError as err:  # not found locally, not on the hub, or the hub is unreachable
+        raise _load_failure("tokenizer", path, err) from err
     template = resolve_chat_template(model_cfg.chat_template)
     if template is not None:
         tokenizer.chat_template = template
     if tokenizer.chat_template is None:
-        raise ValueError(
+        raise ConfigError(
             f"the tokenizer of {path} has no chat template; set model.chat_template "
             "(e.g. chatml or llama-3.1-instruct)"
         )
@@ -127,11 +176,14 @@ def load_model(model_cfg: ModelOptions, path: str | None = None, quantization_co
     from transformers import AutoConfig, AutoModelForCausalLM
 
     if model_cfg.dtype not in DTYPES:
-        raise ValueError(f"model.dtype={model_cfg.dtype!r} is not valid; expected one of {sorted(DTYPES)}")
+        raise ConfigError(f"model.dtype={model_cfg.dtype!r} is not valid; expected one of {sorted(DTYPES)}")
     path = path or resolve_model_path(model_cfg.name_or_path)
-    config = AutoConfig.from_pretrained(
-        path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code
-    )
+    try:
+        config = AutoConfig.from_pretrained(
+            path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code
+        )
+    except OSError as err:
+        raise _load_failure("config", path, err) from err
     apply_config_overrides(config, dict(model_cfg.config_overrides or {}))
     kwargs = {}
     if model_cfg.attn_implementation:

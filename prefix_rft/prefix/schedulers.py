@@ -45,7 +45,12 @@ class PrefixRatioScheduler(ABC):
 
 class _DecayScheduler(PrefixRatioScheduler):
     def __init__(
-        self, high: float = 0.95, low_start: float = 0.95, low_end: float = 0.05, decay_steps: int = 500
+        self,
+        high: float = 0.95,
+        low_start: float = 0.95,
+        low_end: float = 0.05,
+        decay_steps: int = 500,
+        allow_rising: bool = False,
     ):
         for key, value in (("high", high), ("low_start", low_start), ("low_end", low_end)):
             _check_ratio(key, value)
@@ -55,7 +60,16 @@ class _DecayScheduler(PrefixRatioScheduler):
             )
         if decay_steps <= 0:
             raise ValueError(f"scheduler.decay_steps={decay_steps} must be > 0")
+        if low_end > low_start and not allow_rising:
+            # Almost always swapped values: the method shortens prefixes over training.
+            raise ValueError(
+                f"scheduler.low_start={low_start} < scheduler.low_end={low_end} makes the lower bound of the "
+                "prefix ratio rise over training (the paper's falls); swap them, or set "
+                "scheduler.allow_rising=true if a rising schedule is meant"
+            )
         self.high, self.low_start, self.low_end, self.decay_steps = high, low_start, low_end, decay_steps
+        # A rising schedule is allowed only when asked for; the start-up checks log it.
+        self.rising = low_end > low_start
 
     @abstractmethod
     def _progress(self, fraction: float) -> float:
@@ -67,13 +81,16 @@ class _DecayScheduler(PrefixRatioScheduler):
         return low, self.high
 
     def state_dict(self) -> dict:
-        return {
+        state = {
             "name": self.name,
             "high": self.high,
             "low_start": self.low_start,
             "low_end": self.low_end,
             "decay_steps": self.decay_steps,
         }
+        if self.rising:  # only then: checkpoints of falling schedules keep their earlier form
+            state["allow_rising"] = True
+        return state
 
 
 class CosineScheduler(_DecayScheduler):
@@ -150,7 +167,11 @@ def scheduler_from_config(sched_cfg) -> PrefixRatioScheduler:
 def scheduler_from_state(state: dict) -> PrefixRatioScheduler:
     """Rebuild a scheduler from its :meth:`PrefixRatioScheduler.state_dict`."""
     state = dict(state)
-    return build_scheduler(state.pop("name"), **state)
+    name = state.pop("name")
+    if "low_end" in state and state["low_end"] > state.get("low_start", state["low_end"]):
+        # A checkpoint's schedule was accepted when the run started (older ones do not record the flag).
+        state["allow_rising"] = True
+    return build_scheduler(name, **state)
 
 
 def step_generator(seed: int, step: int, process_index: int = 0) -> torch.Generator:

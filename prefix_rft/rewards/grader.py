@@ -17,7 +17,16 @@ import os
 import re
 import threading
 
+from prefix_rft.errors import GradingError
+from prefix_rft.rewards.answer_forms import normalize_answer
+
 logger = logging.getLogger(__name__)
+
+# What a grader's caller must do when the worker processes cannot start (spawn re-imports __main__).
+_WORKER_HINT = (
+    "grading worker processes could not start or keep dying; a script that grades answers must run its "
+    "code under `if __name__ == '__main__':` (workers are started with spawn)"
+)
 
 _BOX_OPENERS = ("\\boxed{", "\\fbox{")
 
@@ -160,8 +169,13 @@ class Grader:
                 initargs=(os.getpid(),),
             )
             # Start every worker now so that process start-up never eats into an item's time budget.
-            for fut in [pool.submit(_worker_ready) for _ in range(self.num_workers)]:
-                fut.result(timeout=self.startup_timeout)
+            try:
+                for fut in [pool.submit(_worker_ready) for _ in range(self.num_workers)]:
+                    fut.result(timeout=self.startup_timeout)
+            except (cf.process.BrokenProcessPool, RuntimeError, cf.TimeoutError) as err:
+                # Not one item's fault: without workers every answer would score 0.
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise GradingError(f"{_WORKER_HINT} ({type(err).__name__}: {err})") from err
             self._pool = pool
         return self._pool
 
@@ -186,7 +200,7 @@ class Grader:
             pred = extract_answer(text, self.style)
             if pred is None:
                 continue
-            gold = normalize_gold(gold)
+            pred, gold = normalize_answer(pred), normalize_answer(normalize_gold(gold))
             if _quick_equal(pred, gold):
                 scores[i] = 1.0
             else:
@@ -198,10 +212,11 @@ class Grader:
                 try:
                     self._grade_in_workers(pending, scores)
                     break
-                except cf.process.BrokenProcessPool:
+                except cf.process.BrokenProcessPool as err:
                     self._reset_pool()
                     if attempt:
-                        logger.error("grading workers keep dying; scoring %d items 0", len(pending))
+                        # Scoring the items 0 would under-report accuracy without a word.
+                        raise GradingError(f"{_WORKER_HINT} ({len(pending)} items ungraded)") from err
         return scores
 
     def _grade_in_workers(self, pending: list[tuple[int, str, str]], scores: list[float]) -> None:

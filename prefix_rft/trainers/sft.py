@@ -5,6 +5,7 @@ from __future__ import annotations
 from datasets import Dataset
 
 from prefix_rft.data.columns import DEMONSTRATION, PROMPT
+from prefix_rft.errors import DataError
 
 
 def demonstrations_dataset(train_dataset: Dataset, column: str = DEMONSTRATION) -> Dataset:
@@ -14,7 +15,7 @@ def demonstrations_dataset(train_dataset: Dataset, column: str = DEMONSTRATION) 
     SFTTrainer computes the loss on the completion only for prompt-completion data.
     """
     if column not in train_dataset.column_names:
-        raise ValueError(
+        raise DataError(
             f"SFT needs demonstrations: the training data has no {column!r} column "
             f"(columns: {train_dataset.column_names}); set data.demonstration_column"
         )
@@ -26,5 +27,5 @@ def demonstrations_dataset(train_dataset: Dataset, column: str = DEMONSTRATION) 
             if demo:
                 rows.append({"prompt": row[PROMPT], "completion": [{"role": "assistant", "content": demo}]})
     if not rows:
-        raise ValueError(f"SFT needs demonstrations: no row of the training data has a non-empty {column!r}")
+        raise DataError(f"SFT needs demonstrations: no row of the training data has a non-empty {column!r}")
     return Dataset.from_list(rows)

@@ -91,21 +91,15 @@ def benchmark_name_for_file(path: Path) -> str:
 
 def load_jsonl(path: str | Path, benchmark: str | None = None) -> list[dict]:
     """Records of one JSON-lines (or JSON list) file in the Qwen2.5-Math evaluation layout."""
+    from prefix_rft.data.files import read_json_rows, read_jsonl_rows
+
     path = Path(path)
-    if not path.is_file():
-        raise BenchmarkError(f"benchmark file {path} does not exist")
     name = benchmark or benchmark_name_for_file(path)
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json" and text.lstrip().startswith("["):
-        rows = json.loads(text)
+    what = f"benchmark file {path}"
+    if path.suffix == ".json":
+        rows = read_json_rows(path, what, error=BenchmarkError)
     else:
-        rows = []
-        for lineno, line in enumerate(text.splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise BenchmarkError(f"{path}:{lineno}: not valid JSON ({err})") from err
+        rows = read_jsonl_rows(path, what, error=BenchmarkError)
     return _dedupe_ids([record_from_row(row, name, i, str(path)) for i, row in enumerate(rows)], str(path))
 
 
@@ -119,9 +113,19 @@ def _messages(value: Any) -> list[dict[str, str]]:
 
 def luffy_benchmarks(path: str | Path) -> list[str]:
     """Canonical names of the benchmarks present in a LUFFY parquet file, in file order."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    column = pq.read_table(path, columns=["data_source"]).column("data_source").to_pylist()
+    if not Path(path).is_file():
+        raise BenchmarkError(f"data_file={path} does not exist")
+    try:
+        column = pq.read_table(path, columns=["data_source"]).column("data_source").to_pylist()
+    except (pa.ArrowException, OSError, KeyError) as err:
+        raise BenchmarkError(
+            f"data_file={path} is not a LUFFY evaluation parquet with a data_source column ({err})"
+        ) from None
+    if not column:
+        raise BenchmarkError(f"data_file={path} holds no rows")
     return list(dict.fromkeys(luffy_source_name(s) for s in column))
 
 
@@ -132,11 +136,17 @@ def load_luffy_parquet(path: str | Path, benchmarks: Sequence[str] | None = None
     benchmark that is absent is an error naming the ones present.
     """
     import pandas as pd
+    import pyarrow as pa
 
     path = Path(path)
     if not path.is_file():
         raise BenchmarkError(f"benchmark file {path} does not exist")
-    df = pd.read_parquet(path)
+    try:
+        df = pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise BenchmarkError(f"benchmark file {path} cannot be read as parquet ({err})") from None
+    if df.empty:
+        raise BenchmarkError(f"benchmark file {path} holds no rows")
     missing = {"data_source", "prompt", "reward_model"} - set(df.columns)
     if missing:
         raise BenchmarkError(

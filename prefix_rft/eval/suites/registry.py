@@ -7,10 +7,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from prefix_rft.errors import DataError
 from prefix_rft.rewards.grading import ANSWER_STYLES
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(DataError):
     """A benchmark cannot be loaded; the message names the benchmark, file or hub id."""
 
 

@@ -1,0 +1,122 @@
+"""The run folder across reruns: which checkpoint to resume, when a rerun would overwrite an earlier run,
+and the held-out accuracy measured before training (kept so that a resumed run still reports it).
+
+Resuming is asked for with ``resume_from_checkpoint=latest`` (or a checkpoint path); TRL's spelling
+``trainer.resume_from_checkpoint`` means the same. A folder that already holds checkpoints or a
+finished run is never trained into from scratch: without a resume request the run is refused with
+the command that resumes it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from prefix_rft.errors import ConfigError, RunFolderError
+
+LATEST = "latest"
+# Written into a stage folder when the stage has finished (a rerun loads its model instead).
+STAGE_DONE = "stage_complete.json"
+METRICS = "metrics.json"
+HELDOUT_BEFORE = "heldout_before.json"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def _trl_value(group: DictConfig, key: str) -> str | None:
+    if key in group and not OmegaConf.is_missing(group, key):
+        value = group[key]
+        return None if value is None else str(value)
+    return None
+
+
+def resume_request(cfg: DictConfig) -> str | None:
+    """What the run was asked to resume from: ``resume_from_checkpoint``, or TRL's spelling
+    ``trainer.resume_from_checkpoint`` / ``sft_trainer.resume_from_checkpoint``; None = start fresh.
+    Two different values are a :class:`ConfigError`."""
+    given = {
+        "resume_from_checkpoint": cfg.resume_from_checkpoint,
+        "trainer.resume_from_checkpoint": _trl_value(cfg.trainer, "resume_from_checkpoint"),
+        "sft_trainer.resume_from_checkpoint": _trl_value(cfg.sft_trainer, "resume_from_checkpoint"),
+    }
+    given = {k: str(v) for k, v in given.items() if v not in (None, "")}
+    if len(set(given.values())) > 1:
+        raise ConfigError(
+            "resume_from_checkpoint is set twice with different values ("
+            + ", ".join(f"{k}={v}" for k, v in given.items())
+            + "); set only resume_from_checkpoint"
+        )
+    return next(iter(given.values()), None)
+
+
+def checkpoints(folder: Path) -> list[Path]:
+    """``checkpoint-<step>`` folders of ``folder``, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [
+        (int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))
+    ]
+    return [p for _, p in sorted(found)]
+
+
+def resolve_resume(value: str | None, folder: Path) -> str | None:
+    """``latest`` -> the newest checkpoint in ``folder`` (None if there is none yet); a path is checked."""
+    if value is None:
+        return None
+    if value == LATEST:
+        found = checkpoints(folder)
+        return str(found[-1]) if found else None
+    if not Path(value).is_dir():
+        raise ConfigError(
+            f"resume_from_checkpoint={value} is not a checkpoint folder; expected 'latest' or a "
+            "checkpoint-<step> folder of an earlier run"
+        )
+    return value
+
+
+def check_run_folder(out_dir: Path, stage_dirs: Sequence[Path], resume: str | None) -> None:
+    """Refuse to train into a folder that holds an earlier run unless resuming it.
+
+    Without a resume request, checkpoints, a finished stage or a finished run (``metrics.json``) in
+    the folder are a :class:`RunFolderError` that says how to resume or where else to run. Resuming a
+    finished run that kept no checkpoint would retrain it from scratch: refused too.
+    """
+    held = [p for d in stage_dirs for p in checkpoints(d)]
+    held += [d / STAGE_DONE for d in stage_dirs if (d / STAGE_DONE).is_file()]
+    finished = (out_dir / METRICS).is_file()
+    if finished:
+        held.append(out_dir / METRICS)
+    if resume is None and held:
+        shown = ", ".join(str(p.relative_to(out_dir)) for p in held[:3]) + (" ..." if len(held) > 3 else "")
+        raise RunFolderError(
+            f"run folder {out_dir} already holds a run ({shown}); resume it with "
+            "resume_from_checkpoint=latest (add trainer.max_steps=N to train further), or start a new "
+            "run in another folder (hydra.run.dir=DIR)"
+        )
+    if resume == LATEST and finished and not checkpoints(stage_dirs[-1]):
+        raise RunFolderError(
+            f"run folder {out_dir} holds a finished run with no checkpoint to resume from; start a new "
+            "run in another folder (hydra.run.dir=DIR)"
+        )
+
+
+def load_heldout_before(out_dir: Path, settings: dict[str, Any]) -> dict[str, float] | None:
+    """The starting model's held-out accuracy as :func:`save_heldout_before` stored it, if it was measured
+    with the same ``settings`` (model, problems, samples, ...); None otherwise."""
+    path = out_dir / HELDOUT_BEFORE
+    if not path.is_file():
+        return None
+    stored = json.loads(path.read_text())
+    return stored.get("heldout_before") if stored.get("settings") == settings else None
+
+
+def save_heldout_before(out_dir: Path, values: dict[str, float], settings: dict[str, Any]) -> None:
+    """Keep the starting model's held-out accuracy and what it was measured with in the run folder
+    (read back when the run resumes: the model the run started from is gone by then)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = {"settings": settings, "heldout_before": values}
+    (out_dir / HELDOUT_BEFORE).write_text(json.dumps(data, indent=2))

@@ -1,0 +1,131 @@
+"""First contact with the commands: ``--help`` pages, ``--cfg job`` without importing TRL, compare's
+header and chart."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+def console(name: str) -> list[str]:
+    exe = shutil.which(name, path=os.path.dirname(sys.executable))
+    module = {"prefix-rft-train": "prefix_rft.cli.train", "prefix-rft-eval": "prefix_rft.cli.evaluate"}[name]
+    return [exe] if exe else [sys.executable, "-m", module]
+
+
+def test_train_help_is_short_and_lists_groups_knobs_and_trl_docs():
+    proc = subprocess.run(
+        console("prefix-rft-train") + ["--help"], capture_output=True, text=True, timeout=120
+    )
+    text = proc.stdout
+    assert proc.returncode == 0 and len(text.splitlines()) < 70
+    assert "???" not in text and "_dr_grpo" not in text and "algorithm_registry" not in text
+    assert "algorithm   luffy, prefix_rft*, relift, rft, rl_sft_loss, sft, sft_then_rft" in text
+    assert "model       llama-3.1-8b, qwen2.5-math-1.5b, qwen2.5-math-7b, tiny*" in text
+    for key in ("trainer.max_steps=N", "trainer.learning_rate=X", "hydra.run.dir=DIR", "data.path=FILE"):
+        assert key in text
+    assert "huggingface.co/docs/trl" in text and "--config-dir RUN --config-name config" in text
+    # one resume key, not TRL's second spelling
+    assert text.count("resume_from_checkpoint=latest") >= 1 and "trainer.resume_from_checkpoint" not in text
+    trl = subprocess.run(
+        console("prefix-rft-train") + ["--help-trainer", "epsilon"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert trl.returncode == 0 and trl.stdout.startswith("trainer.epsilon: ")
+
+
+def test_eval_help_lists_only_eval_keys():
+    proc = subprocess.run(
+        console("prefix-rft-eval") + ["--help"], capture_output=True, text=True, timeout=120
+    )
+    text = proc.stdout
+    assert proc.returncode == 0 and len(text.splitlines()) < 50
+    for key in ("model_path", "benchmarks", "data_file", "samples", "output_dir", "grader_workers"):
+        assert key in text
+    for training in ("algorithm", "scheduler", "trainer.", "peft", "generation:", "???"):
+        assert training not in text
+
+
+def test_cfg_job_does_not_import_trl(tmp_path):
+    """`prefix-rft-train --cfg job` composes with the cached schema: TRL's config classes are not imported
+    (the first call builds the cache; the second is the one a user sees)."""
+    probe = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('TRL-IMPORTED', 'trl.trainer.grpo_config' in sys.modules))\n"
+        "sys.argv = ['prefix-rft-train', 'algorithm=rft', '--cfg', 'job']\n"
+        "from prefix_rft.cli.train import main\n"
+        "main()\n"
+    )
+    env = {**os.environ, "PREFIX_RFT_CACHE": str(tmp_path)}
+    first = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert list((tmp_path / "schema").glob("train-*.json"))
+    second = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert second.returncode == 0 and "TRL-IMPORTED False" in second.stdout
+    assert second.stdout.replace("TRL-IMPORTED False", "") == first.stdout.replace("TRL-IMPORTED True", "")
+    assert "loss_type: dr_grpo" in second.stdout and "name: rft" in second.stdout
+
+
+# ----------------------------------------------------------------------------- compare
+
+
+def _summary(folder: Path, name: str, scores: dict[str, float], k: int = 1) -> Path:
+    from prefix_rft.eval.report import summarize, write_summary
+
+    rows, plan = [], {}
+    for bench, score in scores.items():  # 10 items, k samples each, round(10 * score) items correct
+        plan[bench] = ([str(i) for i in range(10)], k)
+        rows += [
+            {"benchmark": bench, "id": str(i), "sample": s, "correct": i < round(10 * score)}
+            for i in range(10)
+            for s in range(k)
+        ]
+    write_summary(summarize(rows, plan, meta={"run_name": name}), folder)
+    return folder
+
+
+def test_compare_header_zero_bars_and_comparable_averages(tmp_path):
+    from prefix_rft.cli.compare import chart_bars, comparable_averages, main
+
+    base = _summary(tmp_path / "base", "tiny-base", {"synthetic": 0.0}, k=4)
+    rft = _summary(tmp_path / "rft", "tiny-rft", {"synthetic": 0.3}, k=4)
+    out = tmp_path / "cmp"
+    assert main([str(base), str(rft), "--out", str(out), "--paper-rows", "base"]) == 0
+    md = (out / "comparison.md").read_text()
+    assert "Runs: synthetic avg@4." in md and "avg@32" in md  # the runs' real k; the paper's own metrics
+    assert "| tiny-base |  |  |  |  |  |  | 0.0 | 0.0 |" in md
+    assert "the chart's avg group leaves out tiny-rft: its avg covers other benchmarks" in md
+    assert (out / "comparison.png").read_bytes().startswith(b"\x89PNG")
+
+    columns = ["synthetic", "avg"]
+    rows = [("tiny-base", {"synthetic": 0.0, "avg": 0.0}), ("paper: base", {"avg": 19.0})]
+    six = ("AIME24", "AIME25", "AMC", "MATH-500", "Minerva", "OlympiadBench")
+    coverage = {"a": ("synthetic",), "b": ("synthetic",), "paper: base": six}
+    assert comparable_averages(coverage, paper=True) == {"paper: base"}
+    assert comparable_averages(coverage, paper=False) == {"a", "b"}  # the set most rows share
+    bars = chart_bars(columns, rows, comparable={"paper: base"})
+    assert bars[0] == ("tiny-base", [0.0, None], ["0.0", "n/a"])  # a 0% bar is labelled; avg left out
+    assert bars[1] == ("paper: base", [None, 19.0], ["", "19.0"])
+
+
+def test_compare_refuses_a_broken_summary(tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "summary.json").write_bytes(b"\xff\xfe not json")
+    proc = subprocess.run(
+        [sys.executable, "-m", "prefix_rft.cli.compare", str(bad), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("prefix-rft-compare: error:") and len(proc.stderr.splitlines()) == 1
