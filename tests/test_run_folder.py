@@ -38,8 +38,8 @@ def test_resume_refuse_rerun_and_extend_a_run_folder(train_cli, model_cache, tmp
     assert first["global_step"] == 2 and 0.0 <= first["heldout_before"]["accuracy"] <= 1.0
     log = (run / "train.log").read_text()
     # the per-step progress and the held-out line reach the run's log file
-    assert step_lines(log, "step 1/2 loss=") == 1 and step_lines(log, "step 2/2 loss=") == 1
-    assert "held-out accuracy (8 problems, avg@1): before" in log and "-> after" in log
+    assert step_lines(log, "step 1/2 | reward ") == 1 and step_lines(log, "step 2/2 | reward ") == 1
+    assert "held-out accuracy (8 problems, avg@1, T=1): before" in log and "-> after" in log
     assert "???" not in (run / "config.yaml").read_text()
     stamp = (run / "checkpoint-2" / "model.safetensors").stat().st_mtime_ns
 
@@ -64,7 +64,7 @@ def test_resume_refuse_rerun_and_extend_a_run_folder(train_cli, model_cache, tmp
     assert resumed["global_step"] == 3 and resumed["heldout_before"] == marker
     log = (run / "train.log").read_text()
     assert (
-        step_lines(log, "step 3/3 loss=") == 1 and step_lines(log, "step 1/3") == 0
+        step_lines(log, "step 3/3 | reward ") == 1 and step_lines(log, "step 1/3") == 0
     )  # resumed, not restarted
     assert "before 0.123 -> after" in log and "nan" not in log + out + err
     assert (run / "checkpoint-2" / "model.safetensors").stat().st_mtime_ns == stamp

@@ -1,11 +1,13 @@
 """The training progress line and the run's log file: one formatter, one logger, two destinations.
 
 Every TRL log event (each ``trainer.logging_steps`` steps, and the end-of-training summary) becomes one
-line made by :func:`format_progress` and logged by the ``prefix_rft.progress`` logger, as is the
-held-out accuracy line (:func:`format_heldout`). That logger reaches the console and ``train.log`` in
-the run folder (Hydra's file handler under ``prefix-rft-train``, :func:`run_log` otherwise), so the
-line's format is changed here and nowhere else. transformers' own progress output (a tqdm bar with
-the raw log dict written under it) is replaced by these lines (:func:`install_progress_log`): a bar
+short line made by :func:`format_progress` - the step, the reward (split into on-policy and hybrid
+rollouts where a method mixes them), the prefix ratio, the loss and the step time - logged by the
+``prefix_rft.progress`` logger, as are the held-out accuracy lines. That logger reaches the console and
+``train.log`` in the run folder (Hydra's file handler under ``prefix-rft-train``, :func:`run_log`
+otherwise), so the line's format is changed here and nowhere else. Every metric of every step stays in
+``log_history.jsonl`` and goes to ``trainer.report_to``. transformers' own progress output (a tqdm bar
+with the raw log dict written under it) is replaced by these lines (:func:`install_progress_log`): a bar
 redrawn on the same terminal as logged lines would interleave with them.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,34 +30,64 @@ logger = logging.getLogger(PROGRESS_LOGGER)
 logger.setLevel(logging.INFO)
 
 
-def _value(v: object) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+def format_progress(logs: Mapping[str, object], step: int, max_steps: int, step_seconds: float | None) -> str:
+    """One log event as a short line, e.g.
+    ``step 40/120 | reward 0.578 (on-policy 0.518, hybrid 1.000) | prefix ratio 0.84 | loss 0.0192 | 2.31 s/step``.
+
+    Parts whose metric the event lacks are left out (an SFT step has no reward); the end-of-training event
+    becomes ``done: N steps in S s``.
+    """
+    if "train_runtime" in logs:
+        return f"done: {step} steps in {float(logs['train_runtime']):.0f} s"
+    parts = [f"step {step}/{max_steps}"]
+    if "reward" in logs:
+        text = f"reward {float(logs['reward']):.3f}"
+        split = [
+            f"{name} {float(logs[key]):.3f}"
+            for name, key in (("on-policy", "rewards/on_policy_mean"), ("hybrid", "rewards/hybrid_mean"))
+            if key in logs
+        ]
+        parts.append(text + (f" ({', '.join(split)})" if split else ""))
+    if "prefix/ratio_mean" in logs and logs.get("prefix/hybrid_fraction", 0):
+        parts.append(f"prefix ratio {float(logs['prefix/ratio_mean']):.2f}")
+    if "loss" in logs:
+        parts.append(f"loss {float(logs['loss']):.4g}")
+    seconds = logs.get("step_time", step_seconds)
+    if seconds is not None:
+        parts.append(f"{float(seconds):.2f} s/step")
+    return " | ".join(parts)
 
 
-def format_progress(logs: Mapping[str, object], step: int, max_steps: int) -> str:
-    """The line of one log event: ``step N/M`` then every metric as ``key=value`` (floats: 4 digits)."""
-    metrics = " ".join(f"{k}={_value(v)}" for k, v in logs.items() if k != "total_flos")
-    return f"step {step}/{max_steps} {metrics}".rstrip()
+class ConsoleFormatter(logging.Formatter):
+    """Console lines: the time and the message; warnings and errors also name their level and logger."""
 
+    def __init__(self) -> None:
+        super().__init__(datefmt="%H:%M:%S")
 
-def format_heldout(
-    before: Mapping[str, float], after: Mapping[str, float], problems: int, samples: int
-) -> str:
-    """The held-out accuracy line of a run: before -> after, or only the side that was measured."""
-    parts = [
-        f"{name} {values['accuracy']:.3f}"
-        for name, values in (("before", before), ("after", after))
-        if values
-    ]
-    return f"held-out accuracy ({problems} problems, avg@{samples}): " + " -> ".join(parts)
+    def format(self, record: logging.LogRecord) -> str:
+        where = f"{record.levelname} {record.name}: " if record.levelno >= logging.WARNING else ""
+        return f"[{self.formatTime(record, self.datefmt)}] {where}{record.getMessage()}" + (
+            "\n" + self.formatException(record.exc_info) if record.exc_info else ""
+        )
 
 
 class ProgressLog(TrainerCallback):
     """Logs :func:`format_progress` of every log event (main process only)."""
 
+    def __init__(self) -> None:
+        self._last: tuple[float, int] | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._last = (time.perf_counter(), state.global_step)
+
     def on_log(self, args, state, control, logs=None, **kwargs):
+        now = time.perf_counter()
+        seconds = None
+        if self._last is not None and state.global_step > self._last[1]:
+            seconds = (now - self._last[0]) / (state.global_step - self._last[1])
+        self._last = (now, state.global_step)
         if state.is_world_process_zero and logs:
-            logger.info(format_progress(logs, state.global_step, state.max_steps))
+            logger.info(format_progress(logs, state.global_step, state.max_steps, seconds))
 
 
 def install_progress_log(trainer) -> None:
