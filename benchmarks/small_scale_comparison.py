@@ -210,7 +210,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     p.add_argument("--seeds", default=None, help="comma-separated (default 0,1,2; quick 0)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 120; quick 4)")
-    p.add_argument("--problems", type=int, default=None, help="held-out problems per level (default 100)")
+    p.add_argument("--problems", type=int, default=None, help="held-out problems of levels 1-3 (default 100)")
+    p.add_argument(
+        "--trained-problems",
+        type=int,
+        default=None,
+        help=f"held-out {TRAINED_LEVEL}-step problems (default 200)",
+    )
     p.add_argument("--samples", type=int, default=4, help="samples per problem at T=1 (avg@k)")
     p.add_argument("--parallel", type=int, default=2, help="runs at a time, one torch thread each")
     p.add_argument("--out", default=None, help=f"output folder (default benchmarks/results/{NAME}/)")
@@ -222,7 +228,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     seeds = [int(s) for s in ns.seeds.split(",")] if ns.seeds else ([0] if ns.quick else [0, 1, 2])
     steps = ns.steps or (4 if ns.quick else 120)
     problems = ns.problems or (16 if ns.quick else 100)
-    levels = {k: problems for k in (1, 2, 3, 4)}
+    levels = {
+        1: problems,
+        2: problems,
+        3: problems,
+        TRAINED_LEVEL: ns.trained_problems or (problems if ns.quick else 200),
+    }
     out = output_dir(NAME, ns.out)
     jobs = [job_spec("base", 0, None, TRAIN_DATA, levels, ns.samples)]
     for seed in seeds:

@@ -29,13 +29,13 @@ def resolve_model_path(name_or_path: str) -> str:
     default CPU job never need a model hub.
     """
     if name_or_path.startswith(BUILTIN_PREFIX):
-        from prefix_rft.models.tiny import TINY_PRESETS, ensure_tiny_model
+        from prefix_rft.models.tiny import BUILTIN_MODELS, ensure_tiny_model
 
         preset = name_or_path[len(BUILTIN_PREFIX) :]
-        if preset not in TINY_PRESETS:
+        if preset not in BUILTIN_MODELS:
             raise ModelLoadError(
                 f"{name_or_path} is not a built-in model; expected one of "
-                f"{[BUILTIN_PREFIX + name for name in TINY_PRESETS]}"
+                f"{[BUILTIN_PREFIX + name for name in BUILTIN_MODELS]}"
             )
         return str(ensure_tiny_model(preset))
     return name_or_path
@@ -55,12 +55,12 @@ def check_model_path(name_or_path: str, key: str = "model.name_or_path") -> None
         "a checkpoint folder (with config.json), a hub id such as Qwen/Qwen2.5-Math-7B, or builtin:tiny-warm"
     )
     if name_or_path.startswith(BUILTIN_PREFIX):
-        from prefix_rft.models.tiny import TINY_PRESETS
+        from prefix_rft.models.tiny import BUILTIN_MODELS
 
-        if name_or_path[len(BUILTIN_PREFIX) :] not in TINY_PRESETS:
+        if name_or_path[len(BUILTIN_PREFIX) :] not in BUILTIN_MODELS:
             raise ModelLoadError(
                 f"{key}={name_or_path} is not a built-in model; expected one of "
-                f"{[BUILTIN_PREFIX + name for name in TINY_PRESETS]}"
+                f"{[BUILTIN_PREFIX + name for name in BUILTIN_MODELS]}"
             )
         return
     path = os.path.expanduser(name_or_path)
