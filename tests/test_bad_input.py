@@ -65,9 +65,9 @@ def test_malformed_jsonl_names_line_and_skip_drops_it(train_cli, tmp_path):
     code, _, err = train_cli(*args)
     one_error_line(code, err, "bad.jsonl: line 2 is not a JSON object", "data.on_bad_row=skip")
     # skip: both malformed lines are dropped (and counted); the one good row is then too few for a step
-    # of 16 rollouts / 8 per prompt = 2 prompts
+    # of 64 rollouts / 8 per prompt = 8 prompts
     code, _, err = train_cli(*args, "data.on_bad_row=skip")
-    one_error_line(code, err, "1 usable training row(s)", "one RL step needs 2 prompts")
+    one_error_line(code, err, "1 usable training row(s)", "one RL step needs 8 prompts")
     assert "skipped 2 malformed lines of" in (tmp_path / "run" / "train.log").read_text()
 
 
@@ -75,7 +75,7 @@ def test_too_little_data_is_refused_before_training(train_cli, tmp_path):
     """One usable row (the other is empty and skipped) cannot fill one step: no 0-step 'success'."""
     content = (json.dumps(ROW) + "\n" + json.dumps({**ROW, "problem": ""}) + "\n").encode()
     code, _, err = train_cli(*local_data(tmp_path, "one.jsonl", content), "data.on_bad_row=skip")
-    one_error_line(code, err, "1 usable training row(s)", "needs 2 prompts", "trainer.num_generations=8")
+    one_error_line(code, err, "1 usable training row(s)", "needs 8 prompts", "trainer.num_generations=8")
     assert not (tmp_path / "run" / "metrics.json").exists()
     assert not (tmp_path / "run" / "model.safetensors").exists()
 

@@ -20,7 +20,8 @@ def overrides(out) -> list[str]:
         f"output_dir={out}",
         "model.name_or_path=builtin:tiny",  # no warm start needed: this checks the schedule and the counts
         "data.synthetic.num_train=8",
-        "data.synthetic.train_max_steps=2",
+        "data.synthetic.train_min_steps=2",
+        "data.synthetic.train_max_steps=3",
         "heldout_eval.enabled=false",
         "trainer.save_steps=1000",
         # RL: 8 rows (2 prompts x 4) per optimizer update, a rollout batch of 16 rows = two updates.

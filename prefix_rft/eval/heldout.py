@@ -187,8 +187,12 @@ def report_lines(before: dict, after: dict, num_problems: int, samples: int, tem
             f"last number in the problem {final['chance/last_number']:.3f}"
         )
     if "process/faithful" in final:
+        # A side measured without process metrics (e.g. an older run's stored "before") shows only the other.
         parts = [
-            f"{name} {before.get('process/' + name, float('nan')):.3f} -> {after.get('process/' + name, float('nan')):.3f}"
+            f"{name} "
+            + " -> ".join(
+                f"{side['process/' + name]:.3f}" for side in (before, after) if "process/" + name in side
+            )
             for name in ("faithful", "right_answer_wrong_working")
         ]
         lines.append("  working: " + ", ".join(parts))
