@@ -7,7 +7,7 @@ times slower), trains through ``prefix_rft.pipeline.run_training`` - exactly wha
 runs - and writes ``result.json`` into its run folder. A job whose ``result.json`` holds the same spec is
 not run again, so an interrupted benchmark resumes where it stopped.
 
-Evaluation: for each level, the profile problems of ``prefix_rft.models.build_testbed`` (their own seeds),
+Evaluation: for each level, the profile problems of ``prefix_rft.testbed_model`` (their own seeds),
 minus any problem the run's training set contains; greedy and sampled at T=1 (the RL temperature), avg@k,
 with the synthetic task's process metrics and chance baselines. The same problems and sampling seed serve
 every model, so differences between models are paired over problems.
@@ -63,7 +63,7 @@ def eval_records(levels: dict[int, int], train_data: Sequence[str] = ()) -> dict
     models are evaluated on the same problems)."""
     from prefix_rft.config.compose import compose_config
     from prefix_rft.data.synthetic import generate_problems
-    from prefix_rft.models.build_testbed import profile_records
+    from prefix_rft.testbed_model import profile_records
 
     s = compose_config(list(train_data)).data.synthetic
     train = {

@@ -157,8 +157,8 @@ def test_shipped_testbed_model_matches_its_profile():
     """builtin:tiny-warm is the shipped file of PROFILE.json and still has the recorded skill profile."""
     import json
 
-    from prefix_rft.models.build_testbed import profile_records, weights_sha256
     from prefix_rft.models.tiny import SHIPPED_DIR
+    from prefix_rft.testbed_model import profile_records, weights_sha256
 
     recorded = json.loads((SHIPPED_DIR / "PROFILE.json").read_text())
     path = ensure_tiny_model("tiny-warm")

@@ -22,8 +22,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from prefix_rft.algorithms import ALGORITHMS, Algorithm, get_algorithm
-from prefix_rft.config.schema_cache import ALGORITHM_ARGS_DOC
-from prefix_rft.config.trainer_args import args_class, hydra_type
+from prefix_rft.config.trainer_args import ALGORITHM_ARGS_DOC, args_class, hydra_type
 from prefix_rft.trainers.algorithm_config import AlgorithmConfig
 
 logger = logging.getLogger(__name__)

@@ -24,9 +24,6 @@ logger = logging.getLogger(__name__)
 
 # The Hydra group that holds the generated per-algorithm defaults.
 REGISTRY_GROUP = "algorithm_registry"
-ALGORITHM_ARGS_DOC = (
-    "Knobs of the registered algorithms; each algorithm reads its own (prefix_rft.algorithms)."
-)
 
 _SIMPLE = {"bool": bool, "int": int, "float": float, "str": str}
 
@@ -122,7 +119,7 @@ class SchemaSpec:
 
     def classes(self) -> tuple[type, type]:
         """The ``TrainerArgs`` and ``AlgorithmArgs`` dataclasses of this spec."""
-        from prefix_rft.config.trainer_args import TRAINER_ARGS_DOC, args_class
+        from prefix_rft.config.trainer_args import ALGORITHM_ARGS_DOC, TRAINER_ARGS_DOC, args_class
 
         def specs(fields):
             return [(n, type_from_name(t), h) for n, t, h in fields]

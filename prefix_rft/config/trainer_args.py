@@ -83,6 +83,11 @@ def args_class(name: str, specs: list[tuple[str, Any, str]], doc: str) -> type:
 TRAINER_ARGS_DOC = (
     "TRL trainer arguments (GRPOConfig and SFTConfig fields); unset fields keep TRL's defaults."
 )
+# The generated ``algorithm`` group's doc (prefix_rft.config.algorithm_args), here beside its twin so that
+# the schema cache can build both classes without importing the registry (and TRL).
+ALGORITHM_ARGS_DOC = (
+    "Knobs of the registered algorithms; each algorithm reads its own (prefix_rft.algorithms)."
+)
 
 
 @functools.cache

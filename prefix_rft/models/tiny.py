@@ -24,7 +24,7 @@ TINY_PRESETS: dict[str, dict] = {
 # task to a known skill profile (see SHIPPED_DIR/PROFILE.json). Its weights ship with the package rather
 # than being built on first use, for two measured reasons: the build takes 16-20 minutes on 2 CPU cores
 # (the default job must finish in 5), and a model trained on another machine can come out measurably
-# different. `python -m prefix_rft.models.build_testbed` rebuilds it from this recipe.
+# different. `python -m prefix_rft.testbed_model` rebuilds it from this recipe.
 TESTBED_RECIPE: dict = {
     "architecture": {
         "hidden_size": 128,
@@ -151,7 +151,7 @@ def ensure_tiny_model(name: str = "tiny", cache_dir: str | os.PathLike | None = 
         if not (SHIPPED_DIR / "model.safetensors").is_file():
             raise FileNotFoundError(
                 f"the shipped testbed model is missing from {SHIPPED_DIR}; reinstall the package or rebuild "
-                "it with `python -m prefix_rft.models.build_testbed --out <dir>`"
+                "it with `python -m prefix_rft.testbed_model --out <dir>`"
             )
         return SHIPPED_DIR
     target = preset_dir(name, cache_dir)

@@ -1,7 +1,7 @@
-"""Build the testbed model (``builtin:tiny-warm``) from its recipe, or measure a model's skill profile.
+"""The testbed model: build it (``builtin:tiny-warm``) from its recipe, or measure a model's skill profile.
 
-    python -m prefix_rft.models.build_testbed --out /tmp/tiny-warm      # ~16-20 min on 2 CPU cores
-    python -m prefix_rft.models.build_testbed --profile-only <model dir> # accuracy by number of steps
+    python -m prefix_rft.testbed_model --out /tmp/tiny-warm      # ~16-20 min on 2 CPU cores
+    python -m prefix_rft.testbed_model --profile-only <model dir> # accuracy by number of steps
 
 The build is deterministic on one machine with one torch thread (``OMP_NUM_THREADS=1``): it prints the
 weights' sha256, to compare with the shipped one in ``PROFILE.json``. The profile is greedy and sampled
