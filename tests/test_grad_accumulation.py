@@ -34,6 +34,7 @@ import math
 import pytest
 import torch
 from datasets import Dataset
+from fakes import digit_reward, fixed_generate
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import GRPOConfig, GRPOTrainer, SFTConfig, SFTTrainer
 
@@ -66,22 +67,7 @@ def fixed_rollouts(monkeypatch, tiny_model_dir):
     """Replace sampling by a deterministic completion per (prompt, row): different lengths and digit counts
     within a group, so rewards, advantages and token counts all vary."""
     tok = AutoTokenizer.from_pretrained(tiny_model_dir)
-    eos = tok.convert_tokens_to_ids("<|im_end|>")
-
-    def generate(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
-        out = []
-        for i, prompt in enumerate(prompt_ids):
-            seed = (sum(prompt) + 7 * i) % 97
-            text = "ab1" * (1 + seed % 5) + str(seed) + "x" * (i % 3)
-            out.append(tok(text=text, add_special_tokens=False)["input_ids"] + [eos])
-        return out, None
-
-    monkeypatch.setattr(GRPOTrainer, "_generate_single_turn", generate)
-
-
-def digit_reward(completions, **kwargs) -> list[float]:
-    texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-    return [sum(ch.isdigit() for ch in t) / max(len(t), 1) for t in texts]
+    monkeypatch.setattr(GRPOTrainer, "_generate_single_turn", fixed_generate(tok))
 
 
 def odd_answer_reward(completions, answer, **kwargs) -> list[float]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from fakes import digit_reward
 
 from prefix_rft.config.build import build_rl_trainer
 from prefix_rft.config.compose import compose_config
@@ -15,12 +16,6 @@ from prefix_rft.config.validate import validate_train_config
 from prefix_rft.data.sources import load_train_dataset
 from prefix_rft.models.load import load_model, load_tokenizer
 from prefix_rft.rewards import rewards
-
-
-def digit_reward(completions, **kwargs) -> list[float]:
-    """Varies between rollouts of a random model (accuracy would be all 0), so LoRA gets a gradient."""
-    texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-    return [sum(ch.isdigit() for ch in t) / max(len(t), 1) for t in texts]
 
 
 def lora_cfg(tiny_model_dir, out, algorithm: str, *extra: str, peft: str = "lora", cpu: bool = True):

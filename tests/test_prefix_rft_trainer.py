@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 from datasets import Dataset
+from fakes import digit_reward
 from trl import GRPOConfig, GRPOTrainer
 
 from prefix_rft.data.prompts import build_prompt
@@ -16,12 +17,6 @@ from prefix_rft.trainers.prefix_rft import PrefixRFTConfig, PrefixRFTTrainer
 
 G = 4  # rollouts per group
 MAX_LEN = 24
-
-
-def digit_reward(completions, **kwargs) -> list[float]:
-    """A reward that varies between rollouts of a random model, so advantages (and gradients) are non-zero."""
-    texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-    return [sum(ch.isdigit() for ch in t) / max(len(t), 1) for t in texts]
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,26 @@
+"""Stand-ins shared by the trainer tests: a reward that varies on any model, and deterministic rollouts."""
+
+from __future__ import annotations
+
+
+def digit_reward(completions, **kwargs) -> list[float]:
+    """The share of digit characters: it varies between rollouts of a random model (accuracy would be all 0),
+    so advantages and gradients are non-zero."""
+    texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+    return [sum(ch.isdigit() for ch in t) / max(len(t), 1) for t in texts]
+
+
+def fixed_generate(tok):
+    """A replacement for GRPOTrainer._generate_single_turn: a deterministic completion per (prompt, row),
+    of varying length and digit count within a group, so rewards, advantages and token counts all vary."""
+    eos = tok.convert_tokens_to_ids("<|im_end|>")
+
+    def generate(self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False):
+        out = []
+        for i, prompt in enumerate(prompt_ids):
+            seed = (sum(prompt) + 7 * i) % 97
+            text = "ab1" * (1 + seed % 5) + str(seed) + "x" * (i % 3)
+            out.append(tok(text=text, add_special_tokens=False)["input_ids"] + [eos])
+        return out, None
+
+    return generate
