@@ -1,6 +1,7 @@
 """The paper's comparison at CPU scale: every algorithm and the ablations, on problems beyond the model's reach.
 
 python -m benchmarks.small_scale_comparison            # 7 algorithms + 6 ablations, seeds 0,1,2, 2 runs at a time
+python -m benchmarks.small_scale_comparison --variants all   # + SFT to convergence and the 500-step runs (~+2.5 h)
 python -m benchmarks.small_scale_comparison --quick    # 1 seed, rft + prefix_rft, 4 steps (the test suite's)
 python -m benchmarks.small_scale_comparison --variants rft,prefix_rft --seeds 0,1,2,3,4
 
@@ -227,7 +228,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "--quick", action="store_true", help="1 seed, rft + prefix_rft, 4 steps, 16 problems/level"
     )
     p.add_argument(
-        "--variants", default=None, help=f"comma-separated from {','.join(VARIANTS)} (default all)"
+        "--variants",
+        default=None,
+        help=f"comma-separated from {','.join(VARIANTS)}, or all (default: the 7 algorithms and 6 ablations)",
     )
     p.add_argument("--seeds", default=None, help="comma-separated (default 0,1,2; quick 0)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 120; quick 4)")
@@ -242,7 +245,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--parallel", type=int, default=2, help="runs at a time, one torch thread each")
     p.add_argument("--out", default=None, help=f"output folder (default benchmarks/results/{NAME}/)")
     ns = p.parse_args(argv)
-    names = ns.variants.split(",") if ns.variants else (["rft", "prefix_rft"] if ns.quick else list(VARIANTS))
+    if ns.variants == "all":
+        names = list(VARIANTS)
+    elif ns.variants:
+        names = ns.variants.split(",")
+    else:
+        names = ["rft", "prefix_rft"] if ns.quick else [*ALGORITHMS, *ABLATIONS]
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise SystemExit(f"--variants: unknown {unknown}; expected names from {list(VARIANTS)}")
