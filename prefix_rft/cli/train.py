@@ -68,6 +68,20 @@ def run_config_dir(argv: list[str]) -> Path | None:
     return Path(folder).resolve() if first.startswith(RUN_CONFIG_MARK) else None
 
 
+def quiet_library_noise() -> None:
+    """Keep the console to the run's own lines: no weight-loading bars, no deprecation notices that the
+    libraries raise about settings of their own (they say nothing about the run)."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings(
+        "ignore", message=r".*(gradient_checkpointing|is_gradient_checkpointing).* is deprecated"
+    )
+    warnings.filterwarnings("ignore", message=r".*'pin_memory' argument is set as true but no accelerator")
+
+
 def main() -> None:
     """Console entry point (``prefix-rft-train``); Hydra parses the command line."""
     argv = sys.argv[1:]
@@ -104,6 +118,7 @@ def main() -> None:
     config_path = run_config_dir(argv) or conf_dir()
 
     def task(cfg: DictConfig) -> None:
+        quiet_library_noise()
         if int(os.environ.get("RANK", "0")) > 0:
             # One log: the other processes of a multi-process launch only report problems.
             logging.getLogger().setLevel(logging.WARNING)

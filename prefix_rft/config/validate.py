@@ -47,7 +47,7 @@ def validate_train_config(cfg: DictConfig) -> None:
     ignored = ignored_knobs(cfg)
     if ignored:
         logger.info(
-            "algorithm=%s has no knob %s (set for other algorithms); ignored",
+            "algorithm=%s ignores %s: knobs of other algorithms (a sweep's shared overrides, scale=cpu's ReLIFT buffer)",
             entry.name,
             ", ".join(f"algorithm.{k}" for k in ignored),
         )
