@@ -174,6 +174,19 @@ def table(rows: list[dict]) -> str:
     return format_table(headers, body)
 
 
+def forgetting_table(rows: list[dict]) -> str:
+    """Per variant: T=1 accuracy on each easier level and the share of trained-level right answers whose
+    working is wrong (guesses and shortcuts), mean ± 95% CI over seeds."""
+
+    def ci(v: tuple[float, float]) -> str:
+        return f"{v[0]:.3f}" if v[1] != v[1] else f"{v[0]:.3f} ± {v[1]:.3f}"
+
+    levels = sorted(k for k in rows[0] if k.startswith("L") and k.endswith("_t1"))
+    headers = ["variant", *(f"{k[:-3]} T=1" for k in levels), f"L{TRAINED_LEVEL} right answer, wrong working"]
+    body = [[r["variant"], *(ci(r[k]) for k in levels), ci(r["trained_shortcut"])] for r in rows]
+    return format_table(headers, body)
+
+
 def plot(runs: list[dict], rows: list[dict], path: Path) -> Path:
     """Left: on-policy training reward (10-step mean; band = min-max over seeds). Right: held-out accuracy."""
     plt = pyplot()
@@ -277,7 +290,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     runs = [r for r in results if r["spec"]["name"] != "base"]
     failed = len(jobs) - len(results)
     rows = summarise(base, runs)
-    text = table(rows)
+    text = table(rows) + "\n\n" + forgetting_table(rows)
     result = {
         "options": {
             "variants": names,
