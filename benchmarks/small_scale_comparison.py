@@ -1,6 +1,6 @@
 """The paper's comparison at CPU scale: every algorithm and the ablations, on problems beyond the model's reach.
 
-python -m benchmarks.small_scale_comparison            # 7 algorithms + 6 ablations, seeds 0,1,2, 2 runs at a time
+python -m benchmarks.small_scale_comparison            # 9 algorithms + 6 ablations, seeds 0,1,2, 2 runs at a time
 python -m benchmarks.small_scale_comparison --variants all   # + SFT to convergence and the 500-step runs (~+2.5 h)
 python -m benchmarks.small_scale_comparison --quick    # 1 seed, rft + prefix_rft, 4 steps (the test suite's)
 python -m benchmarks.small_scale_comparison --variants rft,prefix_rft --seeds 0,1,2,3,4
@@ -53,6 +53,8 @@ ALGORITHMS: dict[str, list[str]] = {
     "luffy": ["algorithm=luffy"],
     "relift": ["algorithm=relift"],
     "prefix_rft": ["algorithm=prefix_rft"],
+    "chord": ["algorithm=chord"],
+    "srft": ["algorithm=srft"],
 }
 # Each is Prefix-RFT with one knob changed (the paper's ablations).
 ABLATIONS: dict[str, list[str]] = {
@@ -92,6 +94,10 @@ def variant_overrides(name: str, steps: int) -> list[str]:
     ov = [*VARIANTS[name], f"trainer.max_steps={steps}", f"scheduler.decay_steps={steps}"]
     if name == "sft_then_rft":
         ov += [f"sft_trainer.max_steps={steps // 2}", f"trainer.max_steps={steps - steps // 2}"]
+    if VARIANTS[name][0] == "algorithm=chord":
+        # CHORD's mu schedule counts optimizer steps (official example: warm-up 200, cosine decay 400); it keeps
+        # that shape over the run (warm-up a third, decay the rest), as Prefix-RFT's scheduler spans the run.
+        ov += [f"algorithm.mu_warmup_steps={steps // 3}", f"algorithm.mu_decay_steps={steps - steps // 3}"]
     return ov
 
 
@@ -243,7 +249,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument(
         "--variants",
         default=None,
-        help=f"comma-separated from {','.join(VARIANTS)}, or all (default: the 7 algorithms and 6 ablations)",
+        help=f"comma-separated from {','.join(VARIANTS)}, or all (default: the 9 algorithms and 6 ablations)",
     )
     p.add_argument("--seeds", default=None, help="comma-separated (default 0,1,2; quick 0)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 120; quick 4)")

@@ -21,9 +21,11 @@ from trl import GRPOTrainer
 
 from prefix_rft.errors import ConfigError
 from prefix_rft.trainers.algorithm_config import AlgorithmConfig
+from prefix_rft.trainers.chord import ChordConfig, ChordTrainer
 from prefix_rft.trainers.prefix_rft import LUFFYConfig, PrefixRFTConfig, PrefixRFTTrainer
 from prefix_rft.trainers.relift import ReLIFTConfig, ReLIFTTrainer
 from prefix_rft.trainers.rl_sft_loss import RLWithSFTLossConfig, RLWithSFTLossTrainer
+from prefix_rft.trainers.srft import SRFTConfig, SRFTTrainer
 
 # What a stage trains: "sft" = TRL's SFTTrainer on the demonstrations (settings sft_trainer.* over
 # trainer.*), "rl" = the algorithm's trainer. Each kind's builder: prefix_rft.config.build.STAGE_BUILDERS.
@@ -95,3 +97,5 @@ register_algorithm("rl_sft_loss", RLWithSFTLossConfig, RLWithSFTLossTrainer)
 register_algorithm("luffy", LUFFYConfig, PrefixRFTTrainer)
 register_algorithm("relift", ReLIFTConfig, ReLIFTTrainer)
 register_algorithm("prefix_rft", PrefixRFTConfig, PrefixRFTTrainer)
+register_algorithm("chord", ChordConfig, ChordTrainer)
+register_algorithm("srft", SRFTConfig, SRFTTrainer)

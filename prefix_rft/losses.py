@@ -181,6 +181,7 @@ def prefix_rft_policy_loss(
     off_policy_mask: Tensor | None = None,
     shaping_gamma: float = 0.1,
     importance_weights: Tensor | None = None,
+    token_weights: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The policy loss of one micro-batch (Prefix-RFT; LUFFY with ``off_policy_mask``).
 
@@ -189,7 +190,9 @@ def prefix_rft_policy_loss(
        the shaped surrogate ``-f(p) A`` instead, never clipped.
     3. ``importance_weights`` (vLLM sampling correction, ``(B, T)`` or ``(B, 1)``) multiply the loss,
        except on prefix and off-policy tokens, which the inference engine did not sample (weight 1).
-    4. Reduction by ``loss_type`` over ``loss_mask``.
+    4. ``token_weights`` (``(B, T)``, no gradient: an algorithm's per-token weighting such as SRFT's
+       entropy weight of positive samples) multiply the per-token loss.
+    5. Reduction by ``loss_type`` over ``loss_mask``.
 
     Returns the loss and scalar statistics (clip fractions over ``loss_mask``, prefix counts).
     """
@@ -208,6 +211,8 @@ def prefix_rft_policy_loss(
             not_sampled, torch.ones_like(per_token), importance_weights.expand_as(per_token)
         )
         per_token = per_token * weights
+    if token_weights is not None:
+        per_token = per_token * token_weights.detach()
     loss = aggregate_loss(per_token, loss_mask, loss_type, max_completion_length)
 
     m = loss_mask.float()

@@ -1,4 +1,4 @@
-"""``prefix-rft-train`` end to end: a Hydra sweep over all seven algorithms on the tiny model, each into its own
+"""``prefix-rft-train`` end to end: a Hydra sweep over all nine algorithms on the tiny model, each into its own
 run folder with its config, logs, metrics and a changed model; config errors exit with a clear message."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-ALGORITHMS = ["sft", "rft", "sft_then_rft", "rl_sft_loss", "luffy", "relift", "prefix_rft"]
+ALGORITHMS = ["sft", "rft", "sft_then_rft", "rl_sft_loss", "luffy", "relift", "prefix_rft", "chord", "srft"]
 # What each algorithm logs that the others do not (besides the loss).
 SPECIFIC_METRICS = {
     "sft": ["mean_token_accuracy"],
@@ -25,6 +25,8 @@ SPECIFIC_METRICS = {
     "luffy": ["off_policy/shaping_weight_mean", "prefix/full_demo_fraction"],
     "relift": ["relift/buffer_size", "relift/failed_prompt_fraction"],  # SFT steps: test_baselines.py
     "prefix_rft": ["prefix/ratio_mean", "prefix/update_fraction", "entropy/prefix"],
+    "chord": ["chord/mu", "chord/phi_mean", "sft/demo_nll"],
+    "srft": ["srft/sft_weight_mean", "srft/demo_nll", "off_policy/shaping_weight_mean"],
 }
 
 
@@ -49,6 +51,7 @@ def small_run_overrides() -> list[str]:
         "data.synthetic.num_train=16",
         "heldout_eval.enabled=false",
         "algorithm.sft_buffer_size=2",  # ReLIFT: every group of the random model fails, 2 prompts per step
+        "algorithm.mu_warmup_steps=0",  # CHORD: mu > 0 from the first of the 2 steps (default warm-up: 200)
         "hydra.sweep.subdir=${algorithm.name}",
     ]
 
@@ -111,8 +114,10 @@ def test_sweep_runs_every_algorithm_into_its_own_folder(sweep, warm_model_dir, a
         assert (run / "stage2_rl" / "model.safetensors").is_file()
 
 
-# Rollouts of the sweep's runs: 2 steps x 2 prompts x 4 rollouts, less LUFFY's whole-demonstration rows.
-ROLLOUTS = {"sft": 0, "luffy": 2 * 2 * 3}
+# Rollouts of the sweep's runs: 2 steps x 2 prompts x 4 rollouts, less LUFFY's (and SRFT's) whole-demonstration rows.
+ROLLOUTS = {"sft": 0, "luffy": 2 * 2 * 3, "srft": 2 * 2 * 3}
+# Algorithms with whole demonstrations in their groups (LUFFY's off-policy rows).
+WHOLE_DEMONSTRATIONS = ("luffy", "srft")
 
 
 def check_cost(cost: dict, algorithm: str) -> None:
@@ -123,13 +128,13 @@ def check_cost(cost: dict, algorithm: str) -> None:
     assert total["rollouts"] == ROLLOUTS.get(algorithm, 16)
     trained = total["tokens_trained"]
     assert trained["total"] == sum(trained[k] for k in ("on_policy", "prefix", "full_demonstration", "sft"))
-    if algorithm in ("sft", "sft_then_rft", "rl_sft_loss"):
+    if algorithm in ("sft", "sft_then_rft", "rl_sft_loss", "chord", "srft"):
         assert trained["sft"] > 0
     elif algorithm != "relift":  # ReLIFT's SFT step runs only if a whole group failed in step 1
         assert trained["sft"] == 0
     assert (trained["prefix"] > 0) == (algorithm == "prefix_rft")
-    assert (trained["full_demonstration"] > 0) == (algorithm == "luffy")
-    assert total["demonstration_rows"] == (4 if algorithm == "luffy" else 0)
+    assert (trained["full_demonstration"] > 0) == (algorithm in WHOLE_DEMONSTRATIONS)
+    assert total["demonstration_rows"] == (4 if algorithm in WHOLE_DEMONSTRATIONS else 0)
     assert total["hybrid_rollouts"] == (4 if algorithm == "prefix_rft" else 0)
     if algorithm != "sft":
         assert 0 < total["tokens_generated"] == trained["on_policy"]

@@ -1,5 +1,6 @@
-"""Demonstration tokens as a batch: padding and their log-probs under the policy, and the knob both
-trainers with a supervised term on demonstrations (``rl_sft_loss`` and ReLIFT) share.
+"""Demonstration tokens as a batch: padding, their log-probs under the policy, the share of a step's
+demonstration tokens in one micro-batch, and the knob the trainers with a supervised term on
+demonstrations (``rl_sft_loss``, CHORD, ReLIFT) share.
 """
 
 from __future__ import annotations
@@ -67,3 +68,17 @@ def demonstration_logps(
         model, input_ids, attention_mask, demo_ids.size(1), batch_size=batch_size
     )
     return logps
+
+
+def step_token_normalizer(trainer, num_tokens: torch.Tensor, mode: str) -> torch.Tensor:
+    """This micro-batch's share of a step's ``num_tokens`` (summed over the generation batch and all
+    processes), as TRL scales ``num_items_in_batch`` for its ``dapo`` loss: gradients are averaged over
+    processes, and one generation batch spans ``steps_per_generation`` micro-batches of which an optimizer
+    step takes ``gradient_accumulation_steps``. Dividing each micro-batch's token sum by it gives the
+    token mean over the optimizer step, however accumulation splits the batch."""
+    normalizer = num_tokens.float().clamp(min=1.0) / trainer.accelerator.num_processes
+    if mode == "train":
+        normalizer = (
+            normalizer * trainer.current_gradient_accumulation_steps / trainer.args.steps_per_generation
+        )
+    return normalizer

@@ -382,6 +382,7 @@ class PrefixRFTTrainer(GRPOTrainer):
         eps_low, eps_high = (
             (self.epsilon_low, self.epsilon_high) if self.algorithm.on_policy_clip else (math.inf, math.inf)
         )
+        mode = "train" if self.model.training else "eval"
         loss, stats = prefix_rft_policy_loss(
             logps,
             old_logps,
@@ -396,10 +397,12 @@ class PrefixRFTTrainer(GRPOTrainer):
             off_policy_mask=off_policy,
             shaping_gamma=self.algorithm.shaping_gamma,
             importance_weights=importance,
+            token_weights=self._policy_token_weights(inputs, entropies.detach(), loss_mask, mode),
         )
-        mode = "train" if self.model.training else "eval"
         if mode == "train":
             loss = loss / self.current_gradient_accumulation_steps
+        # Terms of subclasses that reuse this forward pass (already scaled for gradient accumulation).
+        loss = loss + self._same_pass_loss(inputs, logps, entropies.detach(), loss_mask, mode)
         if self.args.entropy_coef:
             token_mean_entropy = (entropies * loss_mask).sum() / loss_mask.sum().clamp(min=1)
             scale = self.current_gradient_accumulation_steps if mode == "train" else 1.0
@@ -418,6 +421,14 @@ class PrefixRFTTrainer(GRPOTrainer):
                     -self._masked_global_mean(logps.detach(), off_policy)
                 )
         return loss
+
+    def _policy_token_weights(self, inputs, entropies, loss_mask, mode: str) -> torch.Tensor | None:
+        """Per-token weights of the policy loss, ``(B, T)`` without gradient; None (all 1) here."""
+        return None
+
+    def _same_pass_loss(self, inputs, logps, entropies, loss_mask, mode: str) -> torch.Tensor | float:
+        """An extra loss term computed from this micro-batch's completion log-probs; 0 here."""
+        return 0.0
 
     def _masked_global_mean(self, values: torch.Tensor, mask: torch.Tensor) -> float:
         stats = torch.stack([(values * mask).sum(), mask.sum().float()])

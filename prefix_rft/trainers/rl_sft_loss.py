@@ -27,6 +27,7 @@ from prefix_rft.trainers.demonstrations import (
     demonstration_logps,
     demonstration_text,
     pad_ids,
+    step_token_normalizer,
 )
 from prefix_rft.trainers.prefix_rft import PrefixRFTTrainer
 
@@ -73,24 +74,30 @@ class RLWithSFTLossTrainer(PrefixRFTTrainer):
         output["demo_num_tokens"] = self.accelerator.gather(output["demo_mask"].sum()).sum()
         return output
 
-    def _demo_token_normalizer(self, inputs, mode: str) -> torch.Tensor:
-        """This micro-batch's share of the step's demonstration tokens, as TRL scales ``num_items_in_batch``
-        for its ``dapo`` loss: gradients are averaged over processes, and one generation batch spans
-        ``steps_per_generation`` micro-batches of which an optimizer step takes ``gradient_accumulation_steps``."""
-        normalizer = inputs["demo_num_tokens"].float().clamp(min=1.0) / self.accelerator.num_processes
-        if mode == "train":
-            normalizer = (
-                normalizer * self.current_gradient_accumulation_steps / self.args.steps_per_generation
-            )
-        return normalizer
+    # Hooks of the weighting (CHORD overrides them): loss = policy_coef x policy loss + sft_coef x the
+    # token mean of weight_t x NLL_t over the step's demonstration tokens.
+    def _policy_coef(self) -> float:
+        """Weight of the policy loss (1 here)."""
+        return 1.0
+
+    def _sft_coef(self) -> float:
+        """Weight of the supervised term (``algorithm.sft_coef`` here)."""
+        return self.algorithm.sft_coef
+
+    def _sft_token_weights(self, logps: torch.Tensor) -> torch.Tensor | None:
+        """Per-token weights of the demonstration NLL, no gradient; None: plain NLL."""
+        return None
 
     def _compute_loss(self, model, inputs):
+        policy_coef, sft_coef = self._policy_coef(), self._sft_coef()
         loss = super()._compute_loss(model, inputs)
+        if policy_coef != 1.0:
+            loss = policy_coef * loss
         mode = "train" if self.model.training else "eval"
         demo_mask = inputs["demo_mask"]
         rows = demo_mask.any(dim=1)  # only rows that carry a demonstration need a forward pass
-        stat = torch.zeros(3, device=loss.device)
-        if self.algorithm.sft_coef > 0 and rows.any():
+        stat = torch.zeros(4, device=loss.device)
+        if sft_coef > 0 and rows.any():
             logps = demonstration_logps(
                 self,
                 model,
@@ -101,14 +108,29 @@ class RLWithSFTLossTrainer(PrefixRFTTrainer):
                 batch_size=self.algorithm.sft_micro_batch_size,
             )
             mask = demo_mask[rows].to(logps.dtype)
-            nll_sum = -(logps * mask).sum()
-            loss = loss + self.algorithm.sft_coef * nll_sum / self._demo_token_normalizer(inputs, mode)
+            weights = self._sft_token_weights(logps.detach())
+            weights = torch.ones_like(logps) if weights is None else weights.detach()
+            nll = -(logps * mask)
+            weighted_sum = (weights * nll).sum()
+            normalizer = step_token_normalizer(self, inputs["demo_num_tokens"], mode)
+            loss = loss + sft_coef * weighted_sum / normalizer
             prompt_tokens = inputs["prompt_mask"][rows].sum().float()
-            stat = torch.stack([nll_sum.detach().float(), mask.sum().float(), prompt_tokens])
+            stat = torch.stack(
+                [
+                    nll.sum().detach().float(),
+                    mask.sum().float(),
+                    prompt_tokens,
+                    (weights * mask).sum().float(),
+                ]
+            )
         # Collective on every process, whether or not its micro-batch had demonstrations.
-        total, count, prompts = self.accelerator.reduce(stat, reduction="sum").tolist()
+        total, count, prompts, weight_sum = self.accelerator.reduce(stat, reduction="sum").tolist()
         if count:
             self._metrics[mode]["sft/demo_nll"].append(total / count)
+            self._log_sft_weights(mode, weight_sum / count)
             if mode == "train":
                 record_cost(self, trained_sft_tokens=count, forward_backward_tokens=count + prompts)
         return loss
+
+    def _log_sft_weights(self, mode: str, mean_weight: float) -> None:
+        """Log the mean per-token weight of the supervised term (nothing here: it is 1)."""
