@@ -52,6 +52,8 @@ ALGORITHMS: dict[str, list[str]] = {
     "rl_sft_loss": ["algorithm=rl_sft_loss"],
     "luffy": ["algorithm=luffy"],
     "relift": ["algorithm=relift"],
+    "hpt": ["algorithm=hpt"],
+    "prefix_in_prompt": ["algorithm=prefix_in_prompt"],
     "prefix_rft": ["algorithm=prefix_rft"],
 }
 # Each is Prefix-RFT with one knob changed (the paper's ablations).
