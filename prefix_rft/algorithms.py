@@ -22,6 +22,8 @@ from trl import GRPOTrainer
 from prefix_rft.errors import ConfigError
 from prefix_rft.trainers.algorithm_config import AlgorithmConfig
 from prefix_rft.trainers.chord import ChordConfig, ChordTrainer
+from prefix_rft.trainers.hpt import HPTConfig, HPTTrainer
+from prefix_rft.trainers.prefix_in_prompt import PrefixInPromptConfig, PrefixInPromptTrainer
 from prefix_rft.trainers.prefix_rft import LUFFYConfig, PrefixRFTConfig, PrefixRFTTrainer
 from prefix_rft.trainers.relift import ReLIFTConfig, ReLIFTTrainer
 from prefix_rft.trainers.rl_sft_loss import RLWithSFTLossConfig, RLWithSFTLossTrainer
@@ -99,3 +101,5 @@ register_algorithm("relift", ReLIFTConfig, ReLIFTTrainer)
 register_algorithm("prefix_rft", PrefixRFTConfig, PrefixRFTTrainer)
 register_algorithm("chord", ChordConfig, ChordTrainer)
 register_algorithm("srft", SRFTConfig, SRFTTrainer)
+register_algorithm("hpt", HPTConfig, HPTTrainer)
+register_algorithm("prefix_in_prompt", PrefixInPromptConfig, PrefixInPromptTrainer)

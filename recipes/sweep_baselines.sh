@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train Prefix-RFT and its six baselines with one Hydra multirun, evaluate every run, compare them.
+# Train Prefix-RFT and every baseline (every registered algorithm) with one Hydra multirun, evaluate every run, compare them.
 #
 #   bash recipes/sweep_baselines.sh                                   # tiny model, CPU (about 10-15 min)
 #   OUT=outputs/sweep-7b EVAL_ARGS="backend=vllm data_file=luffy_valid_all.parquet benchmarks=[]" \

@@ -1,4 +1,4 @@
-"""``prefix-rft-train`` end to end: a Hydra sweep over all nine algorithms on the tiny model, each into its own
+"""``prefix-rft-train`` end to end: a Hydra sweep over every algorithm on the tiny model, each into its own
 run folder with its config, logs, metrics and a changed model; config errors exit with a clear message."""
 
 from __future__ import annotations
@@ -15,7 +15,19 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-ALGORITHMS = ["sft", "rft", "sft_then_rft", "rl_sft_loss", "luffy", "relift", "prefix_rft", "chord", "srft"]
+ALGORITHMS = [
+    "sft",
+    "rft",
+    "sft_then_rft",
+    "rl_sft_loss",
+    "luffy",
+    "relift",
+    "prefix_rft",
+    "chord",
+    "srft",
+    "hpt",
+    "prefix_in_prompt",
+]
 # What each algorithm logs that the others do not (besides the loss).
 SPECIFIC_METRICS = {
     "sft": ["mean_token_accuracy"],
@@ -27,6 +39,8 @@ SPECIFIC_METRICS = {
     "prefix_rft": ["prefix/ratio_mean", "prefix/update_fraction", "entropy/prefix"],
     "chord": ["chord/mu", "chord/phi_mean", "sft/demo_nll"],
     "srft": ["srft/sft_weight_mean", "srft/demo_nll", "off_policy/shaping_weight_mean"],
+    "hpt": ["hpt/sft_fraction", "hpt/solved_mean"],
+    "prefix_in_prompt": ["prefix_in_prompt/guided_fraction", "prefix_in_prompt/prefix_tokens"],
 }
 
 
@@ -130,13 +144,16 @@ def check_cost(cost: dict, algorithm: str) -> None:
     assert trained["total"] == sum(trained[k] for k in ("on_policy", "prefix", "full_demonstration", "sft"))
     if algorithm in ("sft", "sft_then_rft", "rl_sft_loss", "chord", "srft"):
         assert trained["sft"] > 0
-    elif algorithm != "relift":  # ReLIFT's SFT step runs only if a whole group failed in step 1
+    elif algorithm not in ("relift", "hpt"):  # ReLIFT, HPT: SFT only on questions their rollouts fail
         assert trained["sft"] == 0
     assert (trained["prefix"] > 0) == (algorithm == "prefix_rft")
     assert (trained["full_demonstration"] > 0) == (algorithm in WHOLE_DEMONSTRATIONS)
     assert total["demonstration_rows"] == (4 if algorithm in WHOLE_DEMONSTRATIONS else 0)
-    assert total["hybrid_rollouts"] == (4 if algorithm == "prefix_rft" else 0)
-    if algorithm != "sft":
+    # Prefix-RFT: one hybrid per group; prefix_in_prompt (guide=all): every rollout continues a prompt prefix.
+    assert total["hybrid_rollouts"] == {"prefix_rft": 4, "prefix_in_prompt": 16}.get(algorithm, 0)
+    if algorithm == "hpt":  # the rollouts of SFT-gated questions are sampled but not trained
+        assert 0 < trained["on_policy"] <= total["tokens_generated"]
+    elif algorithm != "sft":
         assert 0 < total["tokens_generated"] == trained["on_policy"]
     assert total["flops"]["total"] > 0 and total["flops"]["total"] == sum(
         s["flops"]["total"] for s in cost["stages"]

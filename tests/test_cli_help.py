@@ -23,7 +23,10 @@ def test_train_help_is_short_and_lists_groups_knobs_and_trl_docs():
     text = proc.stdout
     assert proc.returncode == 0 and len(text.splitlines()) < 70
     assert "???" not in text and "_dr_grpo" not in text and "algorithm_registry" not in text
-    assert "algorithm   chord, luffy, prefix_rft*, relift, rft, rl_sft_loss, sft, sft_then_rft, srft" in text
+    assert (
+        "algorithm   chord, hpt, luffy, prefix_in_prompt, prefix_rft*, relift, rft, rl_sft_loss, sft, sft_then_rft,"
+        " srft" in text
+    )
     assert "model       llama-3.1-8b, qwen2.5-math-1.5b, qwen2.5-math-7b, tiny*" in text
     for key in ("trainer.max_steps=N", "trainer.learning_rate=X", "hydra.run.dir=DIR", "data.path=FILE"):
         assert key in text

@@ -1,0 +1,324 @@
+"""``PrefixInPromptTrainer``: a demonstration prefix appended to the prompt; only the continuation is trained.
+
+The family of QuestA (arXiv 2507.13266), POPE (arXiv 2601.18779) and PrefixRL (arXiv 2601.18795): the
+first ``L = floor(l * |demo|)`` demonstration tokens become part of the PROMPT, the policy samples the rest,
+and the RL loss (Dr. GRPO, as every algorithm here) covers the continuation only. The prefix tokens are
+context: no loss, no entropy mask, no advantage. This is the direct contrast to Prefix-RFT, whose prefix
+sits in the completion and gets entropy-masked updates. The ratio ``l`` comes from the same schedulers
+(``scheduler=...``, :mod:`prefix_rft.prefix.schedulers`), drawn once per group, so all rollouts of a group
+continue the same prefixed problem and the group baseline compares like with like.
+
+``algorithm.guide`` chooses which groups get a prefix:
+
+* ``all``: every prompt with a demonstration (QuestA's hinted prompts, PrefixRL's prefixed problems);
+* ``failed``: POPE's selection. The group is first sampled without a prefix; a group whose rollouts all
+  failed (no positive reward) is sampled again with a prefix, and those guided rollouts replace the
+  failed ones (whose advantages are all 0 under Dr. GRPO, so they carry no gradient anyway). The others
+  keep their unguided rollouts, so each batch mixes unguided and guided prompts.
+
+The trajectory budget is Prefix-RFT's: prefix + continuation <= max_completion_length (the continuation is
+cut at ``max_completion_length - L``), so both spend the same context per rollout. The reward sees the
+whole trajectory (prefix text + continuation) unless ``algorithm.reward_sees_prefix=false``.
+
+Only the transformers generation path skips rows; vLLM's paths need equal row counts on every process, so
+with ``guide=failed`` the second round regenerates every row and keeps only the guided ones (the discarded
+samples are counted in the cost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from prefix_rft.cost.counters import record_cost
+from prefix_rft.data.columns import DEMONSTRATION
+from prefix_rft.errors import ConfigError, one_of
+from prefix_rft.prefix.sampling import prefix_length
+from prefix_rft.prefix.schedulers import step_generator
+from prefix_rft.trainers.algorithm_config import knob
+from prefix_rft.trainers.prefix_rft import PrefixRFTConfig, PrefixRFTTrainer
+from prefix_rft.trainers.relift_buffer import failed_groups
+
+GUIDE_MODES = ("all", "failed")
+
+
+def guided_groups(
+    mode: str, num_groups: int, rewards: Sequence[float] | None, num_generations: int
+) -> list[bool]:
+    """Which groups get a prompt prefix: all of them, or those whose on-policy rollouts all failed."""
+    one_of("guide", mode, GUIDE_MODES)
+    if mode == "all":
+        return [True] * num_groups
+    if rewards is None:
+        raise ValueError("guide='failed' needs the rewards of the unguided rollouts")
+    failed = set(failed_groups(list(rewards), num_generations))
+    return [g in failed for g in range(num_groups)]
+
+
+def prompt_prefix_length(ratio: float, demo_len: int, budget: int, min_prefix_tokens: int = 1) -> int:
+    """Prefix tokens moved into the prompt: ``floor(ratio * demo_len)`` clamped to ``[min_prefix_tokens,
+    demo_len - 1]`` (at least one demonstration token left to write) and to ``budget - 1`` (at least one
+    continuation token fits the trajectory budget); 0 when no prefix fits."""
+    return min(prefix_length(ratio, demo_len, min_prefix_tokens), max(budget - 1, 0))
+
+
+def prompt_with_prefix(prompt_ids: Sequence[int], prefix_ids: Sequence[int] | None) -> list[int]:
+    """The generation prompt of a guided row: the templated prompt followed by the demonstration prefix."""
+    return list(prompt_ids) + list(prefix_ids or [])
+
+
+@dataclass
+class PrefixInPromptConfig(PrefixRFTConfig):
+    """A demonstration prefix in the prompt (ratio from the scheduler); the loss covers the continuation only."""
+
+    guide: str = knob(
+        "all",
+        "Which groups get a prompt prefix: all (QuestA, PrefixRL: every prompt with a demonstration) or "
+        "failed (POPE: only groups whose unguided rollouts all failed, re-sampled with the prefix).",
+    )
+    reward_sees_prefix: bool = knob(
+        True,
+        "Score prefix text + continuation (the whole trajectory; a prefix may end inside the final answer). "
+        "False scores the continuation alone.",
+    )
+    num_prefixed: int = knob(0, "Must stay 0: the prefix sits in the prompt, not in the completion.")
+
+    def check(self, args) -> None:
+        super().check(args)
+        one_of("algorithm.guide", self.guide, GUIDE_MODES)
+        if self.num_prefixed != 0:
+            raise ConfigError(
+                "algorithm.num_prefixed must be 0 for prefix_in_prompt: its prefix is part of the prompt "
+                "(completion-side prefixes are algorithm=prefix_rft)"
+            )
+
+    def needs_demonstrations(self) -> bool:
+        return True
+
+
+class PrefixInPromptTrainer(PrefixRFTTrainer):
+    """PrefixRFTTrainer (no hybrid completions: Dr. GRPO) whose guided prompts end with a demonstration prefix.
+
+    Hooks: ``_generate_and_score_completions`` keeps the rows and sets up the plan; ``_tokenize_prompts``
+    appends each guided row's prefix to its prompt ids (with ``guide=failed`` it first samples and scores the
+    unguided round to find the failed groups); ``_generate_single_turn`` samples the guided rows (and reuses
+    the first round's rollouts for the others) within the trajectory budget; ``_calculate_rewards`` lets the
+    reward see the prefix. The loss is the parent's: the prompt (with its prefix) is context.
+    """
+
+    algorithm: PrefixInPromptConfig
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._rows: list[dict] | None = None
+        self._prompt_plan: list[list[int] | None] | None = None
+        self._plan_ratios: list[float | None] = []
+        self._first_round: tuple[list, list | None] | None = None
+        self._failed_fraction: float | None = None
+
+    # ------------------------------------------------------------------ planning
+    def _round_index(self) -> int:
+        """Rollout round within the optimizer step (as PrefixRFTTrainer._draw_stream, without the process)."""
+        args = self.args
+        rounds = max(args.gradient_accumulation_steps // max(args.steps_per_generation, 1), 1)
+        return (self._step // (args.steps_per_generation * self.num_iterations)) % rounds
+
+    def _group_prefix(self, group: int, row: dict) -> tuple[list[int], float] | None:
+        """The prefix of one group: its draws are seeded by (seed, step, round, group), so every process
+        holding a row of the group cuts the same prefix, and a resumed run cuts the same ones."""
+        step = self.state.global_step
+        gen = step_generator(self.args.seed, step, self._round_index() * 1_000_003 + group)
+        demos = row.get(DEMONSTRATION)
+        if isinstance(demos, (list, tuple)):
+            demos = [d for d in demos if d]
+            demo = demos[int(torch.randint(len(demos), (1,), generator=gen))] if demos else None
+        else:
+            demo = demos or None
+        if demo is None:
+            return None  # no demonstration: the group stays unguided
+        ids = self._demo_ids(demo)
+        ratio = self.prefix_scheduler.sample(step, 1, generator=gen)[0]
+        length = prompt_prefix_length(
+            ratio, len(ids), self.max_completion_length, self.algorithm.min_prefix_tokens
+        )
+        return (list(ids[:length]), ratio) if length > 0 else None
+
+    def _plan(self, guided: list[bool]) -> list[list[int] | None]:
+        """Prefix ids for each local row whose (global) group is guided; None for the others."""
+        offset = self.accelerator.process_index * len(self._rows)
+        plan: list[list[int] | None] = []
+        self._plan_ratios = []
+        for i, row in enumerate(self._rows):
+            g = (offset + i) // self.num_generations
+            cut = self._group_prefix(g, row) if guided[g] else None
+            plan.append(cut[0] if cut else None)
+            self._plan_ratios.append(cut[1] if cut else None)
+        return plan
+
+    def _num_groups(self) -> int:
+        return len(self._rows) * self.accelerator.num_processes // self.num_generations
+
+    # ------------------------------------------------------------------ rollouts
+    def _generate_and_score_completions(self, inputs):
+        training = self.model.training
+        self._rows = list(inputs) if training else None  # evaluation measures the policy: no prefixes
+        self._prompt_plan, self._first_round, self._failed_fraction = None, None, None
+        if training and self.algorithm.guide == "all":
+            self._prompt_plan = self._plan(
+                guided_groups("all", self._num_groups(), None, self.num_generations)
+            )
+        try:
+            output = super()._generate_and_score_completions(inputs)
+            if training:
+                self._log_guidance(output)
+        finally:
+            self._rows, self._prompt_plan, self._first_round = None, None, None
+        return output
+
+    def _tokenize_prompts(self, prompts: list):
+        prompt_ids, images, multimodal_fields = super()._tokenize_prompts(prompts)
+        if self._rows is None:
+            return prompt_ids, images, multimodal_fields
+        if images is not None:
+            raise ValueError("PrefixInPromptTrainer does not support image inputs")
+        if self.algorithm.guide == "failed":
+            self._prompt_plan = self._unguided_round(prompts, prompt_ids, multimodal_fields)
+        plan = self._prompt_plan or [None] * len(prompt_ids)
+        return [prompt_with_prefix(p, pre) for p, pre in zip(prompt_ids, plan)], images, multimodal_fields
+
+    def _unguided_round(self, prompts, prompt_ids, multimodal_fields) -> list[list[int] | None]:
+        """POPE's selection: sample and score every row without a prefix, then plan prefixes for the groups
+        that failed; their rollouts are discarded (counted in the cost), the others kept for reuse."""
+        completion_ids, logprobs = super()._generate_single_turn(
+            prompt_ids, None, multimodal_fields, self.num_generations
+        )
+        self._first_round = (completion_ids, logprobs)
+        texts = self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
+        conversational = isinstance(prompts[0], list)
+        completions = [[{"role": "assistant", "content": t}] for t in texts] if conversational else texts
+        self._calculate_rewards(self._rows, prompts, completions, completion_ids)  # collective
+        guided = guided_groups(
+            "failed", self._num_groups(), self._global_rewards().tolist(), self.num_generations
+        )
+        self._failed_fraction = sum(guided) / max(len(guided), 1)
+        plan = self._plan(guided)
+        replaced = [i for i, p in enumerate(plan) if p is not None]
+        self._record_discarded(
+            [len(prompt_ids[i]) for i in replaced], [len(completion_ids[i]) for i in replaced]
+        )
+        return plan
+
+    def _record_discarded(self, prompt_lengths: list[int], completion_lengths: list[int]) -> None:
+        """Cost of sampled rollouts that are not kept (summed over processes, collective)."""
+        local = torch.tensor(
+            [len(completion_lengths), sum(completion_lengths), sum(prompt_lengths)],
+            dtype=torch.long,
+            device=self.accelerator.device,
+        )
+        rollouts, tokens, context = self.accelerator.reduce(local, reduction="sum").tolist()
+        record_cost(self, rollouts=rollouts, tokens_generated=tokens, generation_context_tokens=context)
+
+    def _generate_single_turn(
+        self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False
+    ):
+        result = self._sample(prompt_ids, images, multimodal_fields, num_generations)
+        # No completion-side prefix on any row (the parent reads this to build its prefix_mask).
+        self._prefix_lengths = [0] * len(prompt_ids)
+        return result
+
+    def _sample(self, prompt_ids, images, multimodal_fields, num_generations):
+        """Completions (and engine log-probs) for every row of ``prompt_ids``, per the prefix plan."""
+        plan = self._prompt_plan
+        if self._rows is None or plan is None or all(p is None for p in plan):
+            if self._first_round is not None:
+                return self._first_round  # guide=failed and nothing failed: the unguided round stands
+            return super()._generate_single_turn(prompt_ids, images, multimodal_fields, num_generations)
+        reuse = self._first_round
+        rows = range(len(prompt_ids))
+        # Rows to sample now: the guided ones, and with guide=all also the unguided ones (no first round).
+        wanted = [i for i in rows if plan[i] is not None or reuse is None]
+        to_generate = list(rows) if self.use_vllm else wanted  # vLLM needs equal row counts per process
+        # Every row is its own prompt (num_generations=1): guided and reused rows differ within a group.
+        gen_ids, gen_logps = super()._generate_single_turn(
+            [prompt_ids[i] for i in to_generate], None, multimodal_fields, 1
+        )
+        fresh = dict(zip(to_generate, range(len(to_generate))))
+        out_ids, out_logps = [], [] if gen_logps is not None else None
+        dropped_prompts, dropped_lengths = [], []
+        for i in rows:
+            if plan[i] is None and reuse is not None:
+                out_ids.append(list(reuse[0][i]))
+                if out_logps is not None:
+                    out_logps.append(list(reuse[1][i]) if reuse[1] is not None else None)
+                if i in fresh:  # regenerated for vLLM's sake only
+                    dropped_prompts.append(len(prompt_ids[i]))
+                    dropped_lengths.append(len(gen_ids[fresh[i]]))
+                continue
+            # Continuation budget = max_completion_length - L: what the engine produced past it is cut, the
+            # same sample as stopping the engine there.
+            budget = self.max_completion_length - len(plan[i] or [])
+            ids = list(gen_ids[fresh[i]])[:budget]
+            out_ids.append(ids)
+            if out_logps is not None:
+                out_logps.append(list(gen_logps[fresh[i]])[: len(ids)])
+        if reuse is not None:
+            self._record_discarded(dropped_prompts, dropped_lengths)
+        return out_ids, out_logps
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        plan = self._prompt_plan if self._rows is not None else None
+        if plan and self.algorithm.reward_sees_prefix and any(p is not None for p in plan):
+            prefixes = self.processing_class.batch_decode([p or [] for p in plan], skip_special_tokens=True)
+            completions = [
+                _prepend(text, c) if pre else c for text, pre, c in zip(prefixes, plan, completions)
+            ]
+            completion_ids_list = [list(pre or []) + list(ids) for pre, ids in zip(plan, completion_ids_list)]
+        return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+
+    # ------------------------------------------------------------------ metrics and cost
+    def _log_rollout_metrics(self, mode: str, is_hybrid, lengths, ratios) -> None:
+        """Only the scheduler's bounds of the parent's rollout metrics: its hybrid/on-policy split is about
+        completion-side prefixes, which this trainer never has (its own split: :meth:`_log_guidance`)."""
+        if mode == "train":
+            low, high = self.prefix_scheduler.bounds(self.state.global_step)
+            self._metrics[mode]["prefix/ratio_low"].append(low)
+            self._metrics[mode]["prefix/ratio_high"].append(high)
+
+    def _log_guidance(self, output) -> None:
+        plan = self._prompt_plan or [None] * len(self._rows)
+        device = output["completion_ids"].device
+        guided = torch.tensor([p is not None for p in plan], device=device)
+        lengths = torch.tensor([len(p or []) for p in plan], dtype=torch.float, device=device)
+        ratios = torch.tensor([r or 0.0 for r in self._plan_ratios] or [0.0] * len(plan), device=device)
+        all_guided = self.accelerator.gather(guided)
+        n_guided = int(all_guided.sum())
+        m = self._metrics["train"]
+        m["prefix_in_prompt/guided_fraction"].append(all_guided.float().mean().item())
+        if n_guided:
+            m["prefix_in_prompt/prefix_tokens"].append(
+                self.accelerator.gather(lengths).sum().item() / n_guided
+            )
+            m["prefix_in_prompt/ratio_mean"].append(self.accelerator.gather(ratios).sum().item() / n_guided)
+        if self._failed_fraction is not None:
+            m["prefix_in_prompt/failed_group_fraction"].append(self._failed_fraction)
+        if self._rewards_per_func is not None:
+            rewards = self._global_rewards()
+            hit = all_guided.to(rewards.device)
+            if n_guided:
+                m["rewards/guided_mean"].append(torch.nanmean(rewards[hit]).item())
+            if n_guided < len(rewards):
+                m["rewards/unguided_mean"].append(torch.nanmean(rewards[~hit]).item())
+        # The guided rows continue a demonstration prefix (its tokens are context, counted by the cost
+        # accounting as generation context and forward/backward tokens, never as trained tokens).
+        record_cost(self, hybrid_rollouts=n_guided)
+
+
+def _prepend(text: str, completion):
+    """``completion`` (a string or a conversational message list) with ``text`` before its first content."""
+    if isinstance(completion, str):
+        return text + completion
+    first = dict(completion[0])
+    first["content"] = text + first["content"]
+    return [first, *completion[1:]]
