@@ -42,6 +42,9 @@ LUFFY_VERL = "LUFFY luffy/verl/verl/mix_src/config/mix_ppo_trainer.yaml (default
 LUFFY_RL_SFT = "LUFFY exp_scripts/train_rl_sft_loss.sh + mix_ppo_trainer.yaml (sft_loss_coef 1.0)"
 LUFFY_SFT = "LUFFY README, SFT command (OpenRLHF train_sft), the SFT baseline Prefix-RFT adopts"
 RELIFT_RL = "ReLIFT examples/math-7b/train.sh (github.com/TheRoadQaQ/ReLIFT)"
+HPT_RL = (
+    "HPT (arXiv 2509.04419) exp_scripts/train.sh of its code (github.com/TsinghuaC3I/Unify-Post-Training)"
+)
 SRFT_RL = "SRFT (arXiv 2506.19767) Sec. 5.1 and its released train.sh"
 OPENRLHF_SFT = (
     "OpenRLHF openrlhf/cli/train_sft.py defaults, kept by LUFFY's SFT command (--lr_scheduler cosine_with_min_lr, "
@@ -180,6 +183,15 @@ _SRFT = {
     "rl.prompts_per_step": PaperValue(64, SRFT_RL + ": train_batch_size 128, ppo_mini_batch_size 64"),
     "rl.entropy_coef": PaperValue(0.001, SRFT_RL + ": entropy_coeff 0.001"),
 }
+_HPT = {
+    **{k: dataclasses.replace(v, source=HPT_RL) for k, v in _RL.items()},
+    "rl.steps": PaperValue(500, HPT_RL),
+    "rl.learning_rate": PaperValue(5e-6, HPT_RL + ": actor lr 5e-6"),
+    "rl.prompts_per_step": PaperValue(64, HPT_RL + ": train_batch_size 128, ppo_mini_batch_size 64"),
+    "rl.entropy_coef": PaperValue(0.001, HPT_RL + ": entropy_coeff 0.001"),
+    "rl.clip_epsilon": PaperValue("none", HPT_RL + ": loss_remove_clip True"),
+    "rl.max_grad_norm": PaperValue(80.0, HPT_RL + ": grad_clip 80"),
+}
 _RL_SFT = {
     **_RL,
     "rl_sft.sft_coef": PaperValue(1.0, LUFFY_RL_SFT),
@@ -209,6 +221,13 @@ REFERENCES: dict[str, Reference] = {
     # CHORD's published math runs (Qwen2.5-7B-Instruct, its own batch sizes) are not this comparison's set-up:
     # its recipes are held to the shared settings; its own values are in conf/algorithm/chord.yaml.
     "chord": Reference("CHORD (arXiv 2508.11408) on the shared RL settings (METHOD.md)", {**_RL, **_EVAL}),
+    # The prefix-in-prompt family's papers (QuestA, POPE, PrefixRL) train other models with other set-ups:
+    # its recipes keep the shared settings; those papers' values are in conf/algorithm/prefix_in_prompt.yaml.
+    "hpt": Reference("HPT (arXiv 2509.04419; its published scripts)", {**_HPT, **_EVAL}),
+    "prefix_in_prompt": Reference(
+        "prefix in the prompt (QuestA / POPE / PrefixRL family) on the shared RL settings (METHOD.md)",
+        {**_RL, **_EVAL},
+    ),
     "2604.23747": Reference(
         "SFT-then-RL re-examination (arXiv 2604.23747)", {**_SFT_REEXAM, **_RL_REEXAM, **_EVAL}
     ),
@@ -252,6 +271,22 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         "rl.entropy_coef",
         0.0,
         "no entropy bonus for any algorithm (METHOD.md: optional)",
+    ),
+    Explanation(
+        "hpt",
+        "rl.learning_rate",
+        1e-6,
+        "the shared Dr. GRPO settings, so HPT differs from the others in its gate alone (conf/algorithm/hpt.yaml)",
+    ),
+    Explanation(
+        "hpt", "rl.prompts_per_step", 128, "one optimizer update per 128-prompt batch, as every algorithm"
+    ),
+    Explanation("hpt", "rl.entropy_coef", 0.0, "no entropy bonus for any algorithm (METHOD.md: optional)"),
+    Explanation(
+        "hpt", "rl.clip_epsilon", (0.2, 0.2), "PPO clipping as every algorithm (conf/algorithm/hpt.yaml)"
+    ),
+    Explanation(
+        "hpt", "rl.max_grad_norm", 1.0, "TRL's default clipping as every algorithm (conf/algorithm/hpt.yaml)"
     ),
     Explanation(
         "relift",

@@ -11,7 +11,19 @@ from prefix_rft.fidelity import EXPLANATIONS, REFERENCES, main, manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("qwen2.5-math-7b", "qwen2.5-math-1.5b", "llama-3.1-8b")
-ALGORITHMS = ("prefix_rft", "rft", "sft", "sft_then_rft", "rl_sft_loss", "luffy", "relift")
+ALGORITHMS = (
+    "prefix_rft",
+    "rft",
+    "sft",
+    "sft_then_rft",
+    "rl_sft_loss",
+    "luffy",
+    "relift",
+    "chord",
+    "srft",
+    "hpt",
+    "prefix_in_prompt",
+)
 PAPER_RECIPES = [f"{m}/{a}" for m in MODELS for a in ALGORITHMS]
 STRONG_RECIPES = [f"{m}/sft_then_rft_strong" for m in MODELS]  # compared with arXiv 2604.23747
 LORA_RECIPES = sorted(f"{p.parent.name}/{p.stem}" for p in (REPO_ROOT / "recipes").glob("*/*_lora_*.yaml"))
@@ -28,8 +40,8 @@ def rows_by_setting(name: str, *overrides: str, reference=None, num_processes=No
     return _rows(name, overrides, reference, num_processes)
 
 
-def test_the_21_paper_recipes_exist():
-    assert len(PAPER_RECIPES) == 21
+def test_the_33_paper_recipes_exist():
+    assert len(PAPER_RECIPES) == 33
     for name in PAPER_RECIPES + LORA_RECIPES + STRONG_RECIPES:
         assert (REPO_ROOT / "recipes" / f"{name}.yaml").is_file(), name
 
