@@ -1,6 +1,6 @@
 """The paper's comparison at CPU scale: every algorithm and the ablations, on problems beyond the model's reach.
 
-python -m benchmarks.small_scale_comparison            # 9 algorithms + 6 ablations, seeds 0,1,2, 2 runs at a time
+python -m benchmarks.small_scale_comparison            # 11 algorithms + 6 ablations, seeds 0,1,2, 2 runs at a time
 python -m benchmarks.small_scale_comparison --variants all   # + SFT to convergence and the 500-step runs (~+2.5 h)
 python -m benchmarks.small_scale_comparison --quick    # 1 seed, rft + prefix_rft, 4 steps (the test suite's)
 python -m benchmarks.small_scale_comparison --variants rft,prefix_rft --seeds 0,1,2,3,4
@@ -251,7 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument(
         "--variants",
         default=None,
-        help=f"comma-separated from {','.join(VARIANTS)}, or all (default: the 9 algorithms and 6 ablations)",
+        help=f"comma-separated from {','.join(VARIANTS)}, or all (default: the 11 algorithms and 6 ablations)",
     )
     p.add_argument("--seeds", default=None, help="comma-separated (default 0,1,2; quick 0)")
     p.add_argument("--steps", type=int, default=None, help="optimizer steps per run (default 120; quick 4)")
