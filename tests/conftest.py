@@ -76,6 +76,23 @@ def tiny_model_dir(model_cache) -> Path:
     return ensure_tiny_model("tiny", cache_dir=model_cache)
 
 
+@pytest.fixture(scope="session")
+def dataset():
+    """16 synthetic 1-3 step problems with demonstrations in the RL data layout (test files may define their own)."""
+    from datasets import Dataset
+
+    from prefix_rft.data.prompts import build_prompt
+    from prefix_rft.data.synthetic import generate_problems
+
+    rows = generate_problems(16, seed=5, min_steps=1, max_steps=3)
+    return Dataset.from_list(
+        [
+            {"prompt": build_prompt(r["problem"]), "answer": r["answer"], "demonstration": r["solution"]}
+            for r in rows
+        ]
+    )
+
+
 def run_cli(main, prog: str, args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
     """Run a console entry point in this process as its command line would: ``(exit code, stdout, stderr)``.
 

@@ -79,20 +79,6 @@ def test_sft_dataset_is_prompt_completion_one_row_per_demonstration():
 # ----------------------------------------------------------------------------- trainers on the tiny model
 
 
-@pytest.fixture(scope="module")
-def dataset() -> Dataset:
-    from prefix_rft.data.prompts import build_prompt
-    from prefix_rft.data.synthetic import generate_problems
-
-    rows = generate_problems(16, seed=5, min_steps=1, max_steps=3)
-    return Dataset.from_list(
-        [
-            {"prompt": build_prompt(r["problem"]), "answer": r["answer"], "demonstration": r["solution"]}
-            for r in rows
-        ]
-    )
-
-
 LUFFY = LUFFYConfig()
 
 

@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from datasets import Dataset
 from fakes import digit_reward
 from test_prefix_rft_trainer import G, make_args
 
@@ -121,20 +120,6 @@ def test_config_checks():
 
 
 # ----------------------------------------------------------------------------- trainers on the tiny model
-
-
-@pytest.fixture(scope="module")
-def dataset() -> Dataset:
-    from prefix_rft.data.prompts import build_prompt
-    from prefix_rft.data.synthetic import generate_problems
-
-    rows = generate_problems(16, seed=5, min_steps=1, max_steps=3)
-    return Dataset.from_list(
-        [
-            {"prompt": build_prompt(r["problem"]), "answer": r["answer"], "demonstration": r["solution"]}
-            for r in rows
-        ]
-    )
 
 
 def make(trainer_cls, algorithm, tiny_model_dir, dataset, out, scheduler_value=0.5, **arg_overrides):

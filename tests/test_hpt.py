@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-from datasets import Dataset
 from test_prefix_rft_trainer import MAX_LEN, G, make_args
 
 from prefix_rft.errors import ConfigError
@@ -45,20 +44,6 @@ def test_config_checks_the_gate_against_the_group_size():
 
 
 # ----------------------------------------------------------------------------- trainer on the tiny model
-
-
-@pytest.fixture(scope="module")
-def dataset() -> Dataset:
-    from prefix_rft.data.prompts import build_prompt
-    from prefix_rft.data.synthetic import generate_problems
-
-    rows = generate_problems(16, seed=5, min_steps=1, max_steps=3)
-    return Dataset.from_list(
-        [
-            {"prompt": build_prompt(r["problem"]), "answer": r["answer"], "demonstration": r["solution"]}
-            for r in rows
-        ]
-    )
 
 
 def first_group_one_solved(completions, **kwargs) -> list[float]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-from datasets import Dataset
 from fakes import digit_reward
 from test_prefix_rft_trainer import MAX_LEN, G, Recorder, make_args
 
@@ -52,20 +51,6 @@ def test_config_rejects_completion_side_prefixes_and_unknown_modes():
 
 
 # ----------------------------------------------------------------------------- trainer on the tiny model
-
-
-@pytest.fixture(scope="module")
-def dataset() -> Dataset:
-    from prefix_rft.data.prompts import build_prompt
-    from prefix_rft.data.synthetic import generate_problems
-
-    rows = generate_problems(16, seed=5, min_steps=1, max_steps=3)
-    return Dataset.from_list(
-        [
-            {"prompt": build_prompt(r["problem"]), "answer": r["answer"], "demonstration": r["solution"]}
-            for r in rows
-        ]
-    )
 
 
 class Rewards:

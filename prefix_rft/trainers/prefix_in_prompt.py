@@ -33,7 +33,6 @@ from dataclasses import dataclass
 import torch
 
 from prefix_rft.cost.counters import record_cost
-from prefix_rft.data.columns import DEMONSTRATION
 from prefix_rft.errors import ConfigError, one_of
 from prefix_rft.prefix.sampling import prefix_length
 from prefix_rft.prefix.schedulers import step_generator
@@ -130,12 +129,7 @@ class PrefixInPromptTrainer(PrefixRFTTrainer):
         holding a row of the group cuts the same prefix, and a resumed run cuts the same ones."""
         step = self.state.global_step
         gen = step_generator(self.args.seed, step, self._round_index() * 1_000_003 + group)
-        demos = row.get(DEMONSTRATION)
-        if isinstance(demos, (list, tuple)):
-            demos = [d for d in demos if d]
-            demo = demos[int(torch.randint(len(demos), (1,), generator=gen))] if demos else None
-        else:
-            demo = demos or None
+        demo = self._pick_demonstration(row, gen)
         if demo is None:
             return None  # no demonstration: the group stays unguided
         ids = self._demo_ids(demo)

@@ -149,6 +149,15 @@ class PrefixRFTTrainer(GRPOTrainer):
         raise RuntimeError("PrefixSchedulerState callback is missing")
 
     # ------------------------------------------------------------------ rollouts
+    @staticmethod
+    def _pick_demonstration(row: dict[str, Any], gen: torch.Generator) -> str | None:
+        """The row's demonstration; one drawn with ``gen`` when the column holds several; None if empty."""
+        demos = row.get(DEMONSTRATION)
+        if isinstance(demos, (list, tuple)):
+            demos = [d for d in demos if d]
+            return demos[int(torch.randint(len(demos), (1,), generator=gen))] if demos else None
+        return demos or None
+
     def _demo_ids(self, demo: str) -> list[int]:
         """Demonstration token ids under the policy tokenizer (cached: demonstrations repeat every epoch)."""
         ids = self._demo_token_cache.get(demo)
@@ -195,12 +204,7 @@ class PrefixRFTTrainer(GRPOTrainer):
         for i, row in enumerate(inputs):
             if (offset + i) % G < G - a.num_prefixed:
                 continue
-            demos = row.get(DEMONSTRATION)
-            if isinstance(demos, (list, tuple)):
-                demos = [d for d in demos if d]
-                demo = demos[int(torch.randint(len(demos), (1,), generator=gen))] if demos else None
-            else:
-                demo = demos or None
+            demo = self._pick_demonstration(row, gen)
             if demo is None:
                 continue  # no demonstration: this slot stays an on-policy rollout
             ids = self._demo_ids(demo)
