@@ -28,7 +28,6 @@ import torch
 
 from prefix_rft.errors import ConfigError
 from prefix_rft.trainers.algorithm_config import knob
-from prefix_rft.trainers.demonstrations import demonstration_text
 from prefix_rft.trainers.rl_sft_loss import RLWithSFTLossConfig, RLWithSFTLossTrainer
 
 
@@ -104,20 +103,14 @@ class HPTTrainer(RLWithSFTLossTrainer):
         self._solved = solved_counts(rewards, self.num_generations, self.algorithm.solved_reward)
         self._gated_sft = hpt_sft_gate(self._solved, self.algorithm.gate)
 
+    def _supervised_group(self, group: int) -> bool:
+        return self._gated_sft[group]
+
     def _demonstration_targets(self, inputs) -> list[list[int]]:
         """Demonstrations for the first slot of the SFT-gated groups only. The parent calls this after the
         rollouts are scored, so the gate is decided here, from the rewards of the whole batch."""
         self._decide_gate(len(inputs) * self.accelerator.num_processes)
-        offset = self.accelerator.process_index * len(inputs)
-        targets: list[list[int]] = []
-        for i, row in enumerate(inputs):
-            g, slot = divmod(offset + i, self.num_generations)
-            demo = demonstration_text(row)
-            if slot != 0 or demo is None or not self._gated_sft[g]:
-                targets.append([])
-                continue
-            targets.append(self._demo_target_ids(demo))
-        return targets
+        return super()._demonstration_targets(inputs)
 
     def _generate_and_score_completions(self, inputs):
         output = super()._generate_and_score_completions(inputs)

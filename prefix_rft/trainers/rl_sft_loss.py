@@ -51,14 +51,19 @@ class RLWithSFTLossTrainer(PrefixRFTTrainer):
 
     algorithm: RLWithSFTLossConfig
 
+    def _supervised_group(self, group: int) -> bool:
+        """Whether group ``group`` of the generation batch gets its demonstration as a target (all do here)."""
+        return True
+
     def _demonstration_targets(self, inputs) -> list[list[int]]:
         """Demonstration ids (cut to the completion budget, closed with end-of-turn) for the first slot of
-        every group; empty for other rows and rows without a demonstration."""
+        every supervised group; empty for other rows and rows without a demonstration."""
         offset = self.accelerator.process_index * len(inputs)
         targets: list[list[int]] = []
         for i, row in enumerate(inputs):
+            group, slot = divmod(offset + i, self.num_generations)
             demo = demonstration_text(row)
-            if (offset + i) % self.num_generations != 0 or demo is None:
+            if slot != 0 or demo is None or not self._supervised_group(group):
                 targets.append([])
                 continue
             targets.append(self._demo_target_ids(demo))
