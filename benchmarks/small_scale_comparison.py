@@ -146,10 +146,12 @@ def _summary_row(name: str, runs: list[dict], lv: str, easier: list[str]) -> dic
     return row
 
 
-def table(rows: list[dict]) -> str:
-    def ci(v: tuple[float, float]) -> str:
-        return f"{v[0]:.3f}" if v[1] != v[1] else f"{v[0]:.3f} ± {v[1]:.3f}"
+def ci(v: tuple[float, float]) -> str:
+    """``mean ± half-width``; the mean alone when there is no interval (one seed)."""
+    return f"{v[0]:.3f}" if v[1] != v[1] else f"{v[0]:.3f} ± {v[1]:.3f}"
 
+
+def table(rows: list[dict]) -> str:
     body = []
     for r in rows:
         c = r.get("cost")
@@ -185,9 +187,6 @@ def table(rows: list[dict]) -> str:
 def forgetting_table(rows: list[dict]) -> str:
     """Per variant: T=1 accuracy on each easier level and the share of trained-level right answers whose
     working is wrong (guesses and shortcuts), mean ± 95% CI over seeds."""
-
-    def ci(v: tuple[float, float]) -> str:
-        return f"{v[0]:.3f}" if v[1] != v[1] else f"{v[0]:.3f} ± {v[1]:.3f}"
 
     levels = sorted(k for k in rows[0] if k.startswith("L") and k.endswith("_t1"))
     headers = ["variant", *(f"{k[:-3]} T=1" for k in levels), f"L{TRAINED_LEVEL} right answer, wrong working"]

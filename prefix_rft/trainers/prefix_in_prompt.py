@@ -297,13 +297,7 @@ class PrefixInPromptTrainer(PrefixRFTTrainer):
             m["prefix_in_prompt/ratio_mean"].append(self.accelerator.gather(ratios).sum().item() / n_guided)
         if self._failed_fraction is not None:
             m["prefix_in_prompt/failed_group_fraction"].append(self._failed_fraction)
-        if self._rewards_per_func is not None:
-            rewards = self._global_rewards()
-            hit = all_guided.to(rewards.device)
-            if n_guided:
-                m["rewards/guided_mean"].append(torch.nanmean(rewards[hit]).item())
-            if n_guided < len(rewards):
-                m["rewards/unguided_mean"].append(torch.nanmean(rewards[~hit]).item())
+        self._log_reward_split(m, all_guided, "rewards/guided_mean", "rewards/unguided_mean")
         # The guided rows continue a demonstration prefix (its tokens are context, counted by the cost
         # accounting as generation context and forward/backward tokens, never as trained tokens).
         record_cost(self, hybrid_rollouts=n_guided)

@@ -335,13 +335,19 @@ class PrefixRFTTrainer(GRPOTrainer):
             low, high = self.prefix_scheduler.bounds(self.state.global_step)
             m["prefix/ratio_low"].append(low)
             m["prefix/ratio_high"].append(high)
-        if self._rewards_per_func is not None:
-            rewards = self._global_rewards()
-            hybrid = all_hybrid.to(rewards.device)
-            if n_hybrid:
-                m["rewards/hybrid_mean"].append(torch.nanmean(rewards[hybrid]).item())
-            if n_hybrid < len(rewards):
-                m["rewards/on_policy_mean"].append(torch.nanmean(rewards[~hybrid]).item())
+        self._log_reward_split(m, all_hybrid, "rewards/hybrid_mean", "rewards/on_policy_mean")
+
+    def _log_reward_split(self, metrics, rows: torch.Tensor, inside: str, outside: str) -> None:
+        """Log the mean reward of the batch's ``rows`` (a bool mask over all processes' rows) as ``inside``
+        and of the other rows as ``outside``; a side with no row logs nothing."""
+        if self._rewards_per_func is None:
+            return
+        rewards = self._global_rewards()
+        mask = rows.to(rewards.device)
+        if mask.any():
+            metrics[inside].append(torch.nanmean(rewards[mask]).item())
+        if not mask.all():
+            metrics[outside].append(torch.nanmean(rewards[~mask]).item())
 
     # ------------------------------------------------------------------ loss
     def _global_threshold(self, values: torch.Tensor, largest: bool) -> torch.Tensor | None:
