@@ -262,6 +262,19 @@ def test_pass_rates_nonexistent_model(monkeypatch, capsys):
     one_error_line(exc.value.code, capsys.readouterr().err, "--model=/nonexistent/model does not exist")
 
 
+@pytest.mark.parametrize(
+    "ratios, expected",
+    [("0.1,1.5", "every ratio must lie in (0, 1)"), ("0.1,a", "expected comma-separated numbers")],
+)
+def test_pass_rates_bad_prefix_ratios(capsys, ratios, expected):
+    from prefix_rft.cli.pass_rates import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--model", "builtin:tiny-warm", "--out", "unused.jsonl", "--prefix-ratios", ratios])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "--prefix-ratios" in err and expected in err
+
+
 def test_internal_names_cannot_be_registered():
     from prefix_rft.algorithms import register_algorithm
 

@@ -9,12 +9,12 @@ from fakes import digit_reward
 from test_prefix_rft_trainer import MAX_LEN, G, Recorder, make_args
 
 from prefix_rft.errors import ConfigError
+from prefix_rft.prefix.sampling import prompt_prefix_length
 from prefix_rft.prefix.schedulers import build_scheduler
 from prefix_rft.trainers.prefix_in_prompt import (
     PrefixInPromptConfig,
     PrefixInPromptTrainer,
     guided_groups,
-    prompt_prefix_length,
     prompt_with_prefix,
 )
 
@@ -209,3 +209,138 @@ def test_prefix_in_prompt_trains_logs_and_counts_its_rollouts(tiny_model_dir, da
     assert counters.rollouts == steps * 2 * G * (2 if guide == "failed" else 1)
     assert counters.hybrid_rollouts == steps * 2 * G
     assert counters.trained_prefix_tokens == 0 and counters.trained_on_policy_tokens > 0
+
+
+# ----------------------------------------------------------------------------- POPE's per-problem prefix
+
+
+def write_ratios(path, dataset, ratios):
+    import json
+
+    from prefix_rft.data.subsets import problem_key
+
+    rows = [{"problem": problem_key(p), "prefix_ratio": r} for p, r in zip(dataset["prompt"], ratios)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def test_prefix_ratio_file_sets_each_problems_prefix_and_leaves_0_and_null_unguided(
+    tiny_model_dir, dataset, tmp_path
+):
+    # problem 0: 0.25 of its demonstration; problem 1: solved without (0.0); the rest: no ratio solved (null)
+    ratios = [0.25, 0.0] + [None] * (len(dataset) - 2)
+    path = write_ratios(tmp_path / "pope.jsonl", dataset, ratios)
+    trainer = make_trainer(tiny_model_dir, dataset, tmp_path / "out", prefix_ratio_file=path)
+    tok = trainer.processing_class
+    trainer.model.train()
+    rows = [dict(dataset[i // G]) for i in range(3 * G)]
+    batch = trainer._generate_and_score_completions(rows)
+    demo = tok(text=rows[0]["demonstration"], add_special_tokens=False)["input_ids"]
+    n = len(demo) // 4  # floor(0.25 * |demo|), not the scheduler's constant 0.5
+    assert n >= 2 and n != len(demo) // 2
+    for i in range(G):
+        assert unpadded(batch, "prompt", i)[-n:] == demo[:n]
+    for i in range(G, 3 * G):  # ratio 0.0 and null: the plain templated prompt
+        prompt = unpadded(batch, "prompt", i)
+        assert prompt == list(
+            tok.apply_chat_template(
+                rows[i]["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True
+            )["input_ids"]
+        )
+    logged = trainer._metrics["train"]
+    assert logged["prefix_in_prompt/guided_fraction"] == [pytest.approx(1 / 3)]
+    assert logged["prefix_in_prompt/ratio_mean"] == [0.25]
+
+
+def test_prefix_ratio_file_errors_name_the_key(tiny_model_dir, dataset, tmp_path):
+    from prefix_rft.errors import DataError
+
+    with pytest.raises(ConfigError, match="algorithm.prefix_ratio_file=.*no such file"):
+        PrefixInPromptConfig(prefix_ratio_file=str(tmp_path / "absent.jsonl")).check(make_args(tmp_path))
+    partial = write_ratios(tmp_path / "partial.jsonl", dataset.select(range(3)), [0.5, 0.5, 0.5])
+    with pytest.raises(DataError, match=r"prefix_ratio_file=.*13 training rows have no prefix ratio"):
+        make_trainer(tiny_model_dir, dataset, tmp_path / "a", prefix_ratio_file=partial)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"problem": "x", "prefix_ratio": 1.5}\n')
+    with pytest.raises(DataError, match=r"row 1: prefix_ratio must be null or a number in \[0, 1\), got 1.5"):
+        make_trainer(tiny_model_dir, dataset, tmp_path / "b", prefix_ratio_file=str(bad))
+
+
+def test_shortest_solving_prefix_is_searched_shortest_first(tiny_model_dir, dataset, monkeypatch):
+    """measure_pass_rates(prefix_ratios=...) with a grader that solves problem k once its prefix holds at
+    least need[k] tokens: the recorded ratio is the first ratio of the grid whose cut reaches need[k]."""
+    import math
+
+    from transformers import AutoTokenizer
+
+    import prefix_rft.eval.heldout as heldout
+    from prefix_rft.eval.pass_rates import measure_pass_rates
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    ds = dataset.select(range(4))
+    lengths = [len(tok(text=d, add_special_tokens=False)["input_ids"]) for d in ds["demonstration"]]
+    # problem 0 solved unguided; 1 needs the 0.2 cut; 2 needs the 0.4 cut; 3 needs more than any cut
+    need = [0, math.floor(0.2 * lengths[1]), math.floor(0.4 * lengths[2]), lengths[3]]
+    assert math.floor(0.1 * lengths[1]) < need[1] and math.floor(0.2 * lengths[2]) < need[2]
+    calls = []
+
+    def fake_scores(model, tokenizer, records, samples, **kwargs):
+        calls.append([len(r.get("prefix_ids", [])) for r in records])
+        out = []
+        for r in records:
+            k = list(ds["prompt"]).index(r["prompt"])
+            pre = r.get("prefix_ids", [])
+            demo = tok(text=ds[k]["demonstration"], add_special_tokens=False)["input_ids"]
+            assert pre == demo[: len(pre)]  # a token-boundary cut of the row's demonstration
+            out.append([1.0 if len(pre) >= need[k] and (k == 0 or pre) else 0.0] + [0.0] * (samples - 1))
+        return out
+
+    monkeypatch.setattr(heldout, "sample_scores", fake_scores)
+    rows = measure_pass_rates(None, tok, ds, samples=4, max_new_tokens=10_000, prefix_ratios=[0.4, 0.1, 0.2])
+    assert [r["pass_rate"] for r in rows] == [0.25, 0.0, 0.0, 0.0]
+    assert [r["prefix_ratio"] for r in rows] == [0.0, 0.2, 0.4, None]
+    # unguided round, then 0.1 for 1-3, 0.2 for 1-3, 0.4 for 2-3 (a solved problem leaves the search)
+    assert calls == [
+        [0, 0, 0, 0],
+        [math.floor(0.1 * n) for n in lengths[1:]],
+        [math.floor(0.2 * n) for n in lengths[1:]],
+        [math.floor(0.4 * n) for n in lengths[2:]],
+    ]
+
+
+def test_sampled_guided_completions_continue_the_prefix_within_the_budget(tiny_model_dir, dataset):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prefix_rft.eval.heldout import sample_completions
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    seen = {}
+    generate = model.generate
+
+    def recording_generate(**kwargs):
+        seen["kwargs"], seen["out"] = kwargs, generate(**kwargs)
+        return seen["out"]
+
+    model.generate = recording_generate
+    demo = tok(text=dataset[0]["demonstration"], add_special_tokens=False)["input_ids"]
+    records = [
+        {"prompt": dataset[0]["prompt"], "answer": dataset[0]["answer"], "prefix_ids": demo[:5]},
+        {"prompt": dataset[1]["prompt"], "answer": dataset[1]["answer"]},
+    ]
+    texts, scores = sample_completions(model, tok, records, samples=2, max_new_tokens=8)
+    kwargs, out = seen["kwargs"], seen["out"]
+    templated = tok.apply_chat_template(
+        dataset[0]["prompt"], add_generation_prompt=True, tokenize=True, return_dict=True
+    )
+    # the guided row's input: its templated prompt, then exactly the 5 prefix tokens (left padding before)
+    row = kwargs["input_ids"][0][kwargs["attention_mask"][0].bool()].tolist()
+    assert row == list(templated["input_ids"]) + demo[:5]
+    assert kwargs["max_new_tokens"] == 8  # the unguided row of the batch keeps its whole budget
+    width = kwargs["input_ids"].shape[1]
+    for k in range(2):  # guided samples: prefix text + at most 8 - 5 = 3 continuation tokens
+        new = out[k, width:].tolist()
+        assert texts[0][k] == tok.decode(demo[:5] + new[:3], skip_special_tokens=True)
+    for k in range(2):  # unguided samples: the whole continuation
+        assert texts[1][k] == tok.decode(out[2 + k, width:].tolist(), skip_special_tokens=True)
+    assert len(scores[0]) == len(scores[1]) == 2

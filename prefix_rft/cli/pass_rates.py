@@ -3,6 +3,10 @@
 prefix-rft-pass-rates --model builtin:tiny-warm --out pass_rates.jsonl --samples 8
 prefix-rft-train data.pass_rate_file=pass_rates.jsonl data.max_pass_rate=0.0
 
+POPE (shortest demonstration prefix that makes each never-solved problem solvable, tried shortest first):
+prefix-rft-pass-rates --model builtin:tiny-warm --out pope.jsonl --prefix-ratios 0.0625,0.125,0.1875,0.25
+prefix-rft-train algorithm=prefix_in_prompt algorithm.guide=failed algorithm.prefix_ratio_file=pope.jsonl
+
 The training data is the one ``prefix-rft-train`` would use with the same Hydra overrides (given last).
 """
 
@@ -24,9 +28,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--max-new-tokens", type=int, default=256)
     parser.add_argument(
+        "--prefix-ratios",
+        default="",
+        help="comma-separated prefix ratios in (0, 1): also write each problem's shortest solving one "
+        "(prefix_ratio; 0 = solved without, null = none solved it) for algorithm.prefix_ratio_file",
+    )
+    parser.add_argument(
         "overrides", nargs="*", help="Hydra overrides for the data, e.g. data.synthetic.num_train=200"
     )
     args = parser.parse_args(argv)
+    try:
+        ratios = [float(r) for r in args.prefix_ratios.split(",") if r.strip()]
+    except ValueError:
+        parser.error(f"--prefix-ratios: expected comma-separated numbers, got {args.prefix_ratios!r}")
+    if any(not 0 < r < 1 for r in ratios):
+        parser.error(f"--prefix-ratios: every ratio must lie in (0, 1), got {args.prefix_ratios!r}")
 
     from prefix_rft.config.compose import compose_config
     from prefix_rft.data.sources import load_train_dataset
@@ -46,10 +62,15 @@ def main(argv: list[str] | None = None) -> None:
             samples=args.samples,
             temperature=args.temperature,
             max_new_tokens=args.max_new_tokens,
+            prefix_ratios=ratios,
         )
     Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows))
     hard = sum(r["pass_rate"] == 0 for r in rows)
     print(f"wrote {len(rows)} pass rates to {args.out}; {hard} problems never solved")
+    if ratios:
+        found = {r: sum(row["prefix_ratio"] == r for row in rows) for r in ratios}
+        none = sum(row["prefix_ratio"] is None for row in rows)
+        print(f"shortest solving prefix ratio: {found}; no ratio solved {none}")
 
 
 if __name__ == "__main__":

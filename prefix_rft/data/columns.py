@@ -7,3 +7,10 @@ as keyword arguments of the same name.
 PROMPT = "prompt"
 ANSWER = "answer"
 DEMONSTRATION = "demonstration"
+
+
+def first_demonstration(value) -> str | None:
+    """A row's first non-empty demonstration (the column holds one string or a list); None if none."""
+    if isinstance(value, (list, tuple)):
+        value = next((d for d in value if d), None)
+    return value or None

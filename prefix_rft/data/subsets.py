@@ -53,10 +53,36 @@ def load_pass_rates(path: str | Path) -> dict[str, float]:
 def select_hard(ds: Dataset, pass_rates: dict[str, float], max_pass_rate: float) -> Dataset:
     """Rows whose measured pass rate is at most ``max_pass_rate``; rows never measured are an error."""
     keys = [problem_key(p) for p in ds["prompt"]]
-    unmeasured = [i for i, k in enumerate(keys) if k not in pass_rates]
+    unmeasured = missing_problems(ds["prompt"], pass_rates)
     if unmeasured:
         raise DataError(
             f"{len(unmeasured)} training rows have no pass rate in data.pass_rate_file (first: row "
             f"{unmeasured[0]}); measure the same data and template"
         )
     return ds.select([i for i, k in enumerate(keys) if pass_rates[k] <= max_pass_rate])
+
+
+def load_prefix_ratios(path: str | Path, what: str) -> dict[str, float | None]:
+    """``{problem key: prefix ratio or None}`` from a JSONL written by ``prefix-rft-pass-rates
+    --prefix-ratios`` (POPE's shortest solving prefix per problem; ``what`` names the key in errors)."""
+    from prefix_rft.data.files import read_jsonl_rows
+
+    ratios: dict[str, float | None] = {}
+    for n, row in enumerate(read_jsonl_rows(Path(path), what), 1):
+        if "problem" not in row or "prefix_ratio" not in row:
+            raise DataError(
+                f"{what}: row {n}: expected keys 'problem' and 'prefix_ratio' (written by prefix-rft-pass-rates "
+                f"--prefix-ratios), got {sorted(row)}"
+            )
+        value = row["prefix_ratio"]
+        if value is not None and not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+            raise DataError(
+                f"{what}: row {n}: prefix_ratio must be null or a number in [0, 1), got {value!r}"
+            )
+        ratios[str(row["problem"]).strip()] = None if value is None else float(value)
+    return ratios
+
+
+def missing_problems(prompts, known: dict) -> list[int]:
+    """Indices of ``prompts`` whose problem key is not in ``known``."""
+    return [i for i, p in enumerate(prompts) if problem_key(p) not in known]

@@ -27,7 +27,10 @@ def sample_completions(
 ) -> tuple[list[list[str]], list[list[float]]]:
     """``samples`` completions per record ({prompt, answer}) and their grades (1/0), in record order.
 
-    ``temperature`` 0 is greedy decoding (then one sample per record is enough).
+    ``temperature`` 0 is greedy decoding (then one sample per record is enough). A record with
+    ``prefix_ids`` (token ids) continues them after the generation prompt, as a guided row of
+    ``algorithm=prefix_in_prompt`` does: prefix + continuation stay within ``max_new_tokens``, and the
+    returned (and graded) text is the prefix's text followed by the continuation.
     """
     from prefix_rft.eval.loop import graded_batches
 
@@ -42,18 +45,29 @@ def sample_completions(
             tokenizer.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False)
             for r in batch
         ]
-        enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+        prefixes = [list(r.get("prefix_ids") or []) for r in batch]
+        ids = [t + pre for t, pre in zip(tokenizer(texts, add_special_tokens=False)["input_ids"], prefixes)]
+        enc = tokenizer.pad({"input_ids": ids}, return_tensors="pt").to(device)
         out = model.generate(
             **enc,
             do_sample=temperature > 0,
             temperature=temperature if temperature > 0 else None,
             top_p=1.0,
             top_k=None,
-            max_new_tokens=max_new_tokens,
+            max_new_tokens=max(max_new_tokens - min(map(len, prefixes)), 1),
             num_return_sequences=samples,
             pad_token_id=tokenizer.pad_token_id,
         )
-        return tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
+        new_ids = out[:, enc["input_ids"].shape[1] :].tolist()
+        if not any(prefixes):
+            return tokenizer.batch_decode(new_ids, skip_special_tokens=True)
+        texts = []
+        for i, row in enumerate(new_ids):
+            prefix = prefixes[i // samples]
+            # Prefix + continuation within max_new_tokens (the trainer's trajectory budget).
+            budget = max(max_new_tokens - len(prefix), 1)
+            texts.append(tokenizer.decode(prefix + row[:budget], skip_special_tokens=True))
+        return texts
 
     completions: list[str] = []
     scores: list[float] = []

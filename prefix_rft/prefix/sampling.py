@@ -23,6 +23,13 @@ def prefix_length(ratio: float, demo_len: int, min_prefix_tokens: int = 1, allow
     return min(max(math.floor(ratio * demo_len), min_prefix_tokens), upper)
 
 
+def prompt_prefix_length(ratio: float, demo_len: int, budget: int, min_prefix_tokens: int = 1) -> int:
+    """Prefix tokens moved into the prompt: ``floor(ratio * demo_len)`` clamped to ``[min_prefix_tokens,
+    demo_len - 1]`` (at least one demonstration token left to write) and to ``budget - 1`` (at least one
+    continuation token fits the trajectory budget); 0 when no prefix fits."""
+    return min(prefix_length(ratio, demo_len, min_prefix_tokens), max(budget - 1, 0))
+
+
 def cut_demonstration(
     demo_ids: Sequence[int], ratio: float, min_prefix_tokens: int = 1, allow_full: bool = False
 ) -> list[int]:

@@ -16,6 +16,10 @@ continue the same prefixed problem and the group baseline compares like with lik
   failed ones (whose advantages are all 0 under Dr. GRPO, so they carry no gradient anyway). The others
   keep their unguided rollouts, so each batch mixes unguided and guided prompts.
 
+``algorithm.prefix_ratio_file`` replaces the scheduler's ratio by each problem's measured one: POPE guides a
+problem with the shortest prefix of its solution that made the base model solve it, measured once before
+training (``prefix-rft-pass-rates --prefix-ratios``, :func:`prefix_rft.eval.pass_rates.measure_pass_rates`).
+
 The trajectory budget is Prefix-RFT's: prefix + continuation <= max_completion_length (the continuation is
 cut at ``max_completion_length - L``), so both spend the same context per rollout. The reward sees the
 whole trajectory (prefix text + continuation) unless ``algorithm.reward_sees_prefix=false``.
@@ -29,12 +33,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from prefix_rft.cost.counters import record_cost
-from prefix_rft.errors import ConfigError, one_of
-from prefix_rft.prefix.sampling import prefix_length
+from prefix_rft.data.columns import DEMONSTRATION, first_demonstration
+from prefix_rft.data.subsets import load_prefix_ratios, missing_problems, problem_key
+from prefix_rft.errors import ConfigError, DataError, one_of
+from prefix_rft.prefix.sampling import prompt_prefix_length
 from prefix_rft.prefix.schedulers import step_generator
 from prefix_rft.trainers.algorithm_config import knob
 from prefix_rft.trainers.prefix_rft import PrefixRFTConfig, PrefixRFTTrainer
@@ -54,13 +61,6 @@ def guided_groups(
         raise ValueError("guide='failed' needs the rewards of the unguided rollouts")
     failed = set(failed_groups(list(rewards), num_generations))
     return [g in failed for g in range(num_groups)]
-
-
-def prompt_prefix_length(ratio: float, demo_len: int, budget: int, min_prefix_tokens: int = 1) -> int:
-    """Prefix tokens moved into the prompt: ``floor(ratio * demo_len)`` clamped to ``[min_prefix_tokens,
-    demo_len - 1]`` (at least one demonstration token left to write) and to ``budget - 1`` (at least one
-    continuation token fits the trajectory budget); 0 when no prefix fits."""
-    return min(prefix_length(ratio, demo_len, min_prefix_tokens), max(budget - 1, 0))
 
 
 def prompt_with_prefix(prompt_ids: Sequence[int], prefix_ids: Sequence[int] | None) -> list[int]:
@@ -83,10 +83,21 @@ class PrefixInPromptConfig(PrefixRFTConfig):
         "False scores the continuation alone.",
     )
     num_prefixed: int = knob(0, "Must stay 0: the prefix sits in the prompt, not in the completion.")
+    prefix_ratio_file: str | None = knob(
+        None,
+        "JSONL of {problem, prefix_ratio} from prefix-rft-pass-rates --prefix-ratios: each problem's guided "
+        "groups use its recorded ratio (POPE's shortest prefix that made it solvable) instead of the "
+        "scheduler's; 0 or null leaves the problem unguided. Unset: ratios from the scheduler.",
+    )
 
     def check(self, args) -> None:
         super().check(args)
         one_of("algorithm.guide", self.guide, GUIDE_MODES)
+        if self.prefix_ratio_file is not None and not Path(self.prefix_ratio_file).is_file():
+            raise ConfigError(
+                f"algorithm.prefix_ratio_file={self.prefix_ratio_file}: no such file (write it with "
+                "prefix-rft-pass-rates --prefix-ratios ...)"
+            )
         if self.num_prefixed != 0:
             raise ConfigError(
                 "algorithm.num_prefixed must be 0 for prefix_in_prompt: its prefix is part of the prompt "
@@ -116,6 +127,16 @@ class PrefixInPromptTrainer(PrefixRFTTrainer):
         self._plan_ratios: list[float | None] = []
         self._first_round: tuple[list, list | None] | None = None
         self._failed_fraction: float | None = None
+        self._ratio_of_problem: dict[str, float | None] | None = None
+        if self.algorithm.prefix_ratio_file is not None:
+            what = f"algorithm.prefix_ratio_file={self.algorithm.prefix_ratio_file}"
+            self._ratio_of_problem = load_prefix_ratios(self.algorithm.prefix_ratio_file, what)
+            missing = missing_problems(self.train_dataset["prompt"], self._ratio_of_problem)
+            if missing:
+                raise DataError(
+                    f"{what}: {len(missing)} training rows have no prefix ratio (first: row {missing[0]}); "
+                    "measure the same data and template"
+                )
 
     # ------------------------------------------------------------------ planning
     def _round_index(self) -> int:
@@ -126,14 +147,22 @@ class PrefixInPromptTrainer(PrefixRFTTrainer):
 
     def _group_prefix(self, group: int, row: dict) -> tuple[list[int], float] | None:
         """The prefix of one group: its draws are seeded by (seed, step, round, group), so every process
-        holding a row of the group cuts the same prefix, and a resumed run cuts the same ones."""
+        holding a row of the group cuts the same prefix, and a resumed run cuts the same ones. With
+        ``prefix_ratio_file`` the ratio is the problem's measured one, cut from the demonstration it was
+        measured on (the first)."""
         step = self.state.global_step
         gen = step_generator(self.args.seed, step, self._round_index() * 1_000_003 + group)
-        demo = self._pick_demonstration(row, gen)
-        if demo is None:
-            return None  # no demonstration: the group stays unguided
+        if self._ratio_of_problem is not None:
+            demo = first_demonstration(row.get(DEMONSTRATION))
+            ratio = self._ratio_of_problem[problem_key(row["prompt"])]
+            if demo is None or not ratio:
+                return None  # solved without a prefix, or no measured prefix solved it: unguided
+        else:
+            demo = self._pick_demonstration(row, gen)
+            if demo is None:
+                return None  # no demonstration: the group stays unguided
+            ratio = self.prefix_scheduler.sample(step, 1, generator=gen)[0]
         ids = self._demo_ids(demo)
-        ratio = self.prefix_scheduler.sample(step, 1, generator=gen)[0]
         length = prompt_prefix_length(
             ratio, len(ids), self.max_completion_length, self.algorithm.min_prefix_tokens
         )
