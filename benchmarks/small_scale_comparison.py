@@ -4,6 +4,7 @@ python -m benchmarks.small_scale_comparison            # 11 algorithms + 6 ablat
 python -m benchmarks.small_scale_comparison --variants all   # + SFT to convergence and the 500-step runs (~+2.5 h)
 python -m benchmarks.small_scale_comparison --quick    # 1 seed, rft + prefix_rft, 4 steps (the test suite's)
 python -m benchmarks.small_scale_comparison --variants rft,prefix_rft --seeds 0,1,2,3,4
+python -m benchmarks.small_scale_comparison --variants pope   # measures POPE's prefixes first (~25 min)
 
 The regime is the paper's: the testbed model (``builtin:tiny-warm``) never writes the 4-step chain
 (faithful working 0 on 4-step problems; its ~6% right answers there are near-miss guesses), so on-policy
@@ -33,8 +34,16 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._common import format_table, machine_info, output_dir, pyplot, save_figure, write_json
-from benchmarks.testbed import job_spec, mean_ci, run_jobs
+from benchmarks._common import (
+    REPO_ROOT,
+    format_table,
+    machine_info,
+    output_dir,
+    pyplot,
+    save_figure,
+    write_json,
+)
+from benchmarks.testbed import BASE_OVERRIDES, MODEL, job_spec, mean_ci, run_jobs
 
 NAME = "small_scale_comparison"
 TRAINED_LEVEL = 4
@@ -82,18 +91,36 @@ LONGER: dict[str, tuple[str, int]] = {
     "luffy_500": ("luffy", 500),
     "prefix_rft_500": ("prefix_rft", 500),
 }
+# POPE's selection made concrete (arXiv 2601.18779, read through secondary summaries): only groups whose
+# unguided rollouts all fail are guided, each problem with the shortest demonstration prefix after which the
+# base model solved it once in 8 samples, prefixes tried shortest first up to a quarter of the solution.
+# The grid is ours (the published one was not readable here). Measured once with the base model on the
+# training problems (``prefix-rft-pass-rates --prefix-ratios``, same template, temperature and budget).
+POPE_RATIOS = (0.0625, 0.125, 0.1875, 0.25)
+POPE_FILE = "pope_prefix_ratios.jsonl"
+POPE_COUNTS = "pope_prefix_counts.json"
+PREPARED: dict[str, list[str]] = {
+    "pope": ["algorithm=prefix_in_prompt", "algorithm.guide=failed"],
+}
 VARIANTS = {
     **ALGORITHMS,
+    **PREPARED,
     **ABLATIONS,
     **SFT_TO_CONVERGENCE,
     **{k: ALGORITHMS[v] for k, (v, _) in LONGER.items()},
 }
 
 
-def variant_overrides(name: str, steps: int) -> list[str]:
-    """Hydra overrides of one variant at a budget of ``steps`` optimizer steps (LONGER variants: their own)."""
+def variant_overrides(name: str, steps: int, out: Path | None = None) -> list[str]:
+    """Hydra overrides of one variant at a budget of ``steps`` optimizer steps (LONGER variants: their own);
+    ``out``: the results folder that holds the prepared files (POPE's ratios)."""
     steps = LONGER[name][1] if name in LONGER else steps
     ov = [*VARIANTS[name], f"trainer.max_steps={steps}", f"scheduler.decay_steps={steps}"]
+    if name == "pope":
+        # Relative to the repository root (where the runs start) when inside it, so the recorded spec, and
+        # with it the resume check, does not depend on where the repository is checked out.
+        path = ((out or output_dir(NAME, None)) / POPE_FILE).resolve()
+        ov.append(f"algorithm.prefix_ratio_file={_repo_relative(path)}")
     if name == "sft_then_rft":
         ov += [f"sft_trainer.max_steps={steps // 2}", f"trainer.max_steps={steps - steps // 2}"]
     if VARIANTS[name][0] == "algorithm=chord":
@@ -101,6 +128,42 @@ def variant_overrides(name: str, steps: int) -> list[str]:
         # that shape over the run (warm-up a third, decay the rest), as Prefix-RFT's scheduler spans the run.
         ov += [f"algorithm.mu_warmup_steps={steps // 3}", f"algorithm.mu_decay_steps={steps - steps // 3}"]
     return ov
+
+
+def _repo_relative(path: Path) -> Path:
+    try:
+        return path.relative_to(REPO_ROOT)
+    except ValueError:
+        return path
+
+
+def prepare_pope_ratios(out: Path, needed: bool = True) -> dict[str, int]:
+    """Measure (once) each training problem's shortest solving prefix ratio with the base model; the counts.
+
+    The measured file (~700 KB) is not committed, its counts are (``POPE_COUNTS``): with every POPE run
+    already done (``needed`` False) the counts are read back instead of measuring again (~30 min)."""
+    import json
+    import os
+    import subprocess
+
+    path, counts_path = out / POPE_FILE, out / POPE_COUNTS
+    if not needed and not path.exists() and counts_path.exists():
+        return json.loads(counts_path.read_text())
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        cmd = [
+            sys.executable, "-m", "prefix_rft.cli.pass_rates", "--model", MODEL, "--out", str(partial),
+            "--samples", "8", "--temperature", "1.0", "--max-new-tokens", "64",
+            "--prefix-ratios", ",".join(str(r) for r in POPE_RATIOS), *BASE_OVERRIDES, *TRAIN_DATA,
+        ]  # fmt: skip
+        subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        partial.rename(path)
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    counts = {"problems": len(rows), "solved_unguided": sum(r["prefix_ratio"] == 0 for r in rows)}
+    counts.update({f"ratio_{r}": sum(row["prefix_ratio"] == r for row in rows) for r in POPE_RATIOS})
+    counts["never_solved"] = sum(r["prefix_ratio"] is None for r in rows)
+    write_json(counts_path, counts)
+    return counts
 
 
 # ---------------------------------------------------------------------------- summary
@@ -201,6 +264,8 @@ def plot(runs: list[dict], rows: list[dict], path: Path) -> Path:
     for name in dict.fromkeys(r["spec"]["name"] for r in runs):
         if name not in ALGORITHMS and name not in SFT_TO_CONVERGENCE and name not in LONGER:
             continue
+        if name == "prefix_in_prompt":
+            continue  # every rollout continues a prompt prefix (guide=all): it has no on-policy reward
         curves = []
         for r in runs:
             if r["spec"]["name"] == name:
@@ -284,10 +349,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         TRAINED_LEVEL: ns.trained_problems or (problems if ns.quick else 200),
     }
     out = output_dir(NAME, ns.out)
+    pope_todo = any(not (out / "runs" / "pope" / f"seed{seed}" / "result.json").exists() for seed in seeds)
+    prepared = {"pope": prepare_pope_ratios(out, needed=pope_todo)} if "pope" in names else {}
     jobs = [job_spec("base", 0, None, TRAIN_DATA, levels, ns.samples)]
     for seed in seeds:
         for name in names:
-            ov = variant_overrides(name, steps)
+            ov = variant_overrides(name, steps, out)
             if ns.quick:
                 ov += ["trainer.per_device_train_batch_size=16", "sft_trainer.per_device_train_batch_size=2"]
             jobs.append(job_spec(name, seed, ov, TRAIN_DATA, levels, ns.samples))
@@ -307,7 +374,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "samples": ns.samples,
         },
         "train_data": TRAIN_DATA,
-        "overrides": {n: variant_overrides(n, steps) for n in names},
+        "overrides": {n: variant_overrides(n, steps, out) for n in names},
+        "prepared": prepared,
         "summary": rows,
         "failed_jobs": failed,
         "table": text,

@@ -199,3 +199,15 @@ def test_small_scale_comparison_quick_and_resume(tmp_path, model_cache):
     assert "3 jobs, 3 already done" in proc.stdout
     again = json.loads((out / "small_scale_comparison.json").read_text())
     assert again["summary"] == data["summary"]
+
+
+def test_guided_solve_rate_quick(tmp_path, model_cache):
+    out = tmp_path / "guided"
+    proc = run_script("guided_solve_rate", ["--quick", "--problems", "4", "--out", str(out)], model_cache)
+    data = json.loads((out / "guided_solve_rate.json").read_text())
+    assert (out / "guided_solve_rate.png").stat().st_size > 0
+    assert [r["ratio"] for r in data["rows"]] == [0.0, 0.5, 0.95]
+    tokens = [r["prefix_tokens"] for r in data["rows"]]
+    assert tokens[0] == 0.0 < tokens[1] < tokens[2]  # longer ratios cut longer prefixes
+    assert all(0.0 <= r["solve_rate"] <= r["solved_once"] <= 1.0 for r in data["rows"])
+    assert "solve rate" in proc.stdout
