@@ -384,7 +384,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     write_json(out / f"{NAME}.json", result)
     plot(runs, rows, out / f"{NAME}.png")
-    print(f"\n{steps} steps per run; held-out mean ± 95% CI over seeds {seeds}; cost = mean per run\n")
+    longer = sorted({f"{LONGER[n][1]} for {n}" for n in names if n in LONGER})
+    budget = f"{steps} steps per run" + (f" ({', '.join(longer)})" if longer else "")
+    print(f"\n{budget}; held-out mean ± 95% CI over seeds {seeds}; cost = mean per run\n")
     print(text)
     c = rows[0]["chance"]
     print(
