@@ -158,10 +158,10 @@ def prepare_pope_ratios(out: Path, needed: bool = True) -> dict[str, int]:
         ]  # fmt: skip
         subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         partial.rename(path)
+    from prefix_rft.eval.pass_rates import prefix_ratio_counts
+
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    counts = {"problems": len(rows), "solved_unguided": sum(r["prefix_ratio"] == 0 for r in rows)}
-    counts.update({f"ratio_{r}": sum(row["prefix_ratio"] == r for row in rows) for r in POPE_RATIOS})
-    counts["never_solved"] = sum(r["prefix_ratio"] is None for r in rows)
+    counts = prefix_ratio_counts(rows, POPE_RATIOS)
     write_json(counts_path, counts)
     return counts
 
@@ -349,8 +349,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         TRAINED_LEVEL: ns.trained_problems or (problems if ns.quick else 200),
     }
     out = output_dir(NAME, ns.out)
-    pope_todo = any(not (out / "runs" / "pope" / f"seed{seed}" / "result.json").exists() for seed in seeds)
-    prepared = {"pope": prepare_pope_ratios(out, needed=pope_todo)} if "pope" in names else {}
+    prepared = {}
+    if "pope" in names:
+        todo = any(not (out / "runs" / "pope" / f"seed{seed}" / "result.json").exists() for seed in seeds)
+        prepared["pope"] = prepare_pope_ratios(out, needed=todo)
     jobs = [job_spec("base", 0, None, TRAIN_DATA, levels, ns.samples)]
     for seed in seeds:
         for name in names:

@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     from prefix_rft.config.compose import compose_config
     from prefix_rft.data.sources import load_train_dataset
     from prefix_rft.errors import report_user_errors
-    from prefix_rft.eval.pass_rates import measure_pass_rates
+    from prefix_rft.eval.pass_rates import measure_pass_rates, prefix_ratio_counts
     from prefix_rft.models.load import check_model_path, load_model, load_tokenizer, resolve_model_path
 
     cfg = compose_config([f"model.name_or_path={args.model}", "output_dir=unused", *args.overrides])
@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> None:
     hard = sum(r["pass_rate"] == 0 for r in rows)
     print(f"wrote {len(rows)} pass rates to {args.out}; {hard} problems never solved")
     if ratios:
-        found = {r: sum(row["prefix_ratio"] == r for row in rows) for r in ratios}
-        none = sum(row["prefix_ratio"] is None for row in rows)
-        print(f"shortest solving prefix ratio: {found}; no ratio solved {none}")
+        counts = prefix_ratio_counts(rows, ratios)
+        found = {r: counts[f"ratio_{r}"] for r in ratios}
+        print(f"shortest solving prefix ratio: {found}; no ratio solved {counts['never_solved']}")
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ def load_pass_rates(path: str | Path) -> dict[str, float]:
 def select_hard(ds: Dataset, pass_rates: dict[str, float], max_pass_rate: float) -> Dataset:
     """Rows whose measured pass rate is at most ``max_pass_rate``; rows never measured are an error."""
     keys = [problem_key(p) for p in ds["prompt"]]
-    unmeasured = missing_problems(ds["prompt"], pass_rates)
+    unmeasured = [i for i, k in enumerate(keys) if k not in pass_rates]
     if unmeasured:
         raise DataError(
             f"{len(unmeasured)} training rows have no pass rate in data.pass_rate_file (first: row "

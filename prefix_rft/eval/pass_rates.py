@@ -56,12 +56,22 @@ def measure_pass_rates(
     demos = ds[DEMONSTRATION] if DEMONSTRATION in ds.column_names else [None] * len(ds)
     for row in rows:
         row["prefix_ratio"] = 0.0 if row["pass_rate"] > 0 else None
-    todo = [i for i, row in enumerate(rows) if row["prefix_ratio"] is None and first_demonstration(demos[i])]
+    # Each unsolved problem's demonstration, tokenized once for every ratio tried.
+    demo_ids = {
+        i: tokenizer(text=first_demonstration(demos[i]), add_special_tokens=False)["input_ids"]
+        for i, row in enumerate(rows)
+        if row["prefix_ratio"] is None and first_demonstration(demos[i])
+    }
+    todo = list(demo_ids)
     for ratio in ratios:  # shortest first: a problem leaves the search at its first solving ratio
         if not todo:
             break
-        guided = [dict(records[i], prefix_ids=_prefix_ids(tokenizer, first_demonstration(demos[i]), ratio, max_new_tokens))
-                  for i in todo]  # fmt: skip
+        guided = []
+        for i in todo:
+            ids = demo_ids[i]
+            guided.append(
+                dict(records[i], prefix_ids=ids[: prompt_prefix_length(ratio, len(ids), max_new_tokens)])
+            )
         solved = sample_scores(model, tokenizer, guided, **kwargs)
         for i, s in zip(todo, solved):
             if any(s):
@@ -70,6 +80,10 @@ def measure_pass_rates(
     return rows
 
 
-def _prefix_ids(tokenizer, demo: str, ratio: float, budget: int) -> list[int]:
-    ids = tokenizer(text=demo, add_special_tokens=False)["input_ids"]
-    return ids[: prompt_prefix_length(ratio, len(ids), budget)]
+def prefix_ratio_counts(rows: list[dict], ratios: Sequence[float]) -> dict[str, int]:
+    """How the problems of a ``--prefix-ratios`` measurement came out: solved without a prefix, first solved
+    at each ratio, never solved."""
+    counts = {"problems": len(rows), "solved_unguided": sum(r["prefix_ratio"] == 0 for r in rows)}
+    counts.update({f"ratio_{r}": sum(row["prefix_ratio"] == r for row in rows) for r in ratios})
+    counts["never_solved"] = sum(r["prefix_ratio"] is None for r in rows)
+    return counts
