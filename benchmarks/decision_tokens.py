@@ -471,6 +471,7 @@ def fork_candidates(
                 batch_size=64,
             )
             row[f"t1_accuracy_{level}"] = m["accuracy"]
+            row[f"t1_faithful_working_{level}"] = m["process/faithful"]
             # Right answers with the problem's own chain (a right answer after a skipped step is a guess).
             row[f"t1_faithful_accuracy_{level}"] = m["accuracy"] * (
                 1 - m["process/right_answer_wrong_working"]
