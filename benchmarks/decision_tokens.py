@@ -42,6 +42,7 @@ from benchmarks.testbed import BASE_OVERRIDES
 NAME = "decision_tokens"
 TESTBED_MODELS = ("builtin:tiny-warm", "builtin:tiny-fork")
 DISAGREE_BELOW = 0.01  # p(demonstration token) under which the model is said to disagree with it
+CONFIDENT_ABOVE = 0.9  # p(top token) above which a disagreement is a confident error
 # The planned comparison's run: 120 steps, the scheduler decaying over all of them.
 RUN_STEPS = 120
 DRAWS_PER_STEP = 8  # one hybrid rollout per group, 8 groups per step (conf/scale/cpu.yaml)
@@ -363,6 +364,7 @@ def probe_generic(
     ]
     stats = token_statistics(model, tok, list(ds["prompt"]), demos, float(cfg.trainer.temperature))
     totals = {"tokens": 0, "disagree": 0, "kept_full": 0, "kept_full_all": 0, "covered": 0.0, "kept_cov": []}
+    confident = {"n": 0, "kept": 0}
     for s in stats:
         n = len(s["ids"])
         if n < 2:
@@ -379,6 +381,9 @@ def probe_generic(
                 totals["kept_full"] += full[i]
                 totals["covered"] += share[i]
                 totals["kept_cov"].append(kept_share[i])
+                if s["p_top"][i] > CONFIDENT_ABOVE:
+                    confident["n"] += 1
+                    confident["kept"] += full[i]
     d = totals["disagree"]
     return {
         "model": cfg.model.name_or_path,
@@ -392,6 +397,11 @@ def probe_generic(
         "kept_share_disagreement": totals["kept_full"] / d if d else float("nan"),
         "covered_share_disagreement": totals["covered"] / d if d else float("nan"),
         "kept_when_covered_disagreement": _mean(totals["kept_cov"]),
+        "confident_above": CONFIDENT_ABOVE,
+        "confident_disagreement_tokens": confident["n"],
+        "kept_share_confident_disagreement": confident["kept"] / confident["n"]
+        if confident["n"]
+        else float("nan"),
         "settings": {"keep_fraction": keep_fraction, "scheduler": scheduler.state_dict(), "steps": steps},
     }
 
@@ -408,6 +418,8 @@ def generic_table(result: dict[str, Any]) -> str:
             "kept (disagreeing)",
             "rollouts covering",
             "kept when covered",
+            f"confident (p(top) > {CONFIDENT_ABOVE})",
+            "kept (confident)",
         ],
         [
             [
@@ -419,9 +431,46 @@ def generic_table(result: dict[str, Any]) -> str:
                 f"{result['kept_share_disagreement']:.3f}",
                 f"{result['covered_share_disagreement']:.3f}",
                 f"{result['kept_when_covered_disagreement']:.3f}",
+                result["confident_disagreement_tokens"],
+                f"{result['kept_share_confident_disagreement']:.3f}",
             ]
         ],
     )
+
+
+def record_in_profiles(results: Sequence[dict[str, Any]]) -> list[Path]:
+    """Write the per-level summaries of each shipped testbed model into its ``PROFILE.json`` (key
+    ``decision_tokens``), next to the skill profile they explain; returns the files written."""
+    import json
+
+    from prefix_rft.models.tiny import SHIPPED_DIRS
+
+    written = []
+    for name, folder in SHIPPED_DIRS.items():
+        mine = [r for r in results if r["model"] == f"builtin:{name}"]
+        path = folder / "PROFILE.json"
+        if not mine or not path.is_file():
+            continue
+        profile = json.loads(path.read_text())
+        profile["decision_tokens"] = {
+            "what": "benchmarks/decision_tokens.py: per decision token, means over the profile problems",
+            "settings": mine[0]["settings"],
+            **{
+                f"steps_{r['level']}": {
+                    "problems": r["problems"],
+                    "fork": r["fork"],
+                    "median_demo_token_entropy": round(r["median_demo_token_entropy"], 5),
+                    **{
+                        label: {k: round(v, 6) for k, v in summary.items()}
+                        for label, summary in r["summary"].items()
+                    },
+                }
+                for r in mine
+            },
+        }
+        path.write_text(json.dumps(profile, indent=2) + "\n")
+        written.append(path)
+    return written
 
 
 # ---------------------------------------------------------------------------- choosing tiny-fork's length
@@ -494,6 +543,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--steps", type=int, default=None, help=f"scheduler steps drawn (default {RUN_STEPS})")
     p.add_argument("--out", default=None, help=f"output folder (default benchmarks/results/{NAME}/)")
     p.add_argument("--generic", nargs="+", metavar="OVERRIDE", help="any model + data: training overrides")
+    p.add_argument(
+        "--record-profile",
+        action="store_true",
+        help="also write each shipped testbed model's tables into its PROFILE.json (beside its profile)",
+    )
     p.add_argument("--checkpoints", default=None, help="measure the fork of each checkpoint-N in this folder")
     p.add_argument("--checkpoint-steps", default="", help="only these checkpoints (comma-separated steps)")
     p.add_argument("--no-accuracy", action="store_true", help="--checkpoints: the probe only, no sampling")
@@ -547,6 +601,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "wall_s": time.time() - started,
     }
     write_json(out / f"{NAME}.json", result)
+    if ns.record_profile:
+        for path in record_in_profiles(results):
+            print(f"recorded in {path}")
     print(f"wall {result['wall_s']:.0f}s; results in {out}")
     return result
 
