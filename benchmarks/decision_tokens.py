@@ -438,6 +438,30 @@ def generic_table(result: dict[str, Any]) -> str:
     )
 
 
+def write_results(out: Path, result: dict[str, Any]) -> None:
+    """``decision_tokens.json`` (summaries, settings, machine) and, compact, the per-problem values of every
+    decision token (``decision_tokens_per_problem.json``, rounded to 6 decimals)."""
+    import json
+
+    per_problem = [
+        {
+            "model": r["model"],
+            "level": r["level"],
+            "per_problem": {
+                label: {key: [round(v, 6) for v in values] for key, values in columns.items()}
+                for label, columns in r["per_problem"].items()
+            },
+        }
+        for r in result["results"]
+    ]
+    summary = {
+        **result,
+        "results": [{k: v for k, v in r.items() if k != "per_problem"} for r in result["results"]],
+    }
+    write_json(out / f"{NAME}.json", summary)
+    (out / f"{NAME}_per_problem.json").write_text(json.dumps(per_problem) + "\n")
+
+
 def record_in_profiles(results: Sequence[dict[str, Any]]) -> list[Path]:
     """Write the per-level summaries of each shipped testbed model into its ``PROFILE.json`` (key
     ``decision_tokens``), next to the skill profile they explain; returns the files written."""
@@ -600,7 +624,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": machine_info(),
         "wall_s": time.time() - started,
     }
-    write_json(out / f"{NAME}.json", result)
+    write_results(out, result)
     if ns.record_profile:
         for path in record_in_profiles(results):
             print(f"recorded in {path}")

@@ -115,6 +115,8 @@ def test_quick_probe_on_tiny_warm_finds_the_confident_error(tmp_path, model_cach
     assert fork["mean_p_demo"] < 0.01 and fork["top_is_demo"] == 0.0 and fork["mean_p_top"] > 0.9
     assert fork["kept_full_prefix"] == 0.0 and fork["in_top_fraction"] == 0.0
     assert 0.0 < fork["covered_share"] < 1.0  # the scheduler's prefixes sometimes reach the fork
-    per = result["per_problem"]["eq4"]
+    (rows,) = json.loads((out / "decision_tokens_per_problem.json").read_text())
+    assert rows["model"] == "builtin:tiny-warm" and "per_problem" not in result
+    per = rows["per_problem"]["eq4"]
     assert len(per["p_demo"]) == 12 and all(1 <= r for r in per["rank"])
     assert "eq4 (fork)" in proc.stdout and str(out) in proc.stdout

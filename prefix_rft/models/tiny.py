@@ -59,7 +59,8 @@ FORK_RECIPE: dict = {
     "warm_start": {
         "mixture": {1: 0.32, 2: 0.33, 3: 0.33, 4: 0.02},
         "num_problems": 20000,
-        "max_steps_train": 1000,
+        # Chosen among the checkpoints 100-700 of one run by the probe's numbers only (benchmarks/README.md).
+        "max_steps_train": 700,
         "lr": 1e-4,
         "warmup_steps": 20,
         "batch_size": 32,
