@@ -181,7 +181,7 @@ def decision_positions(tokenizer, solution: str) -> dict[str, int]:
         for i, (start, end) in enumerate(enc["offset_mapping"]):
             if start <= char < max(end, start + 1):
                 return i
-        raise ValueError(f"no token starts at character {char} of {solution!r}")
+        raise ValueError(f"no token covers character {char} of {solution!r}")
 
     positions = {f"eq{k}": token_at(m.start()) for k, m in enumerate(_EQUATION.finditer(solution), start=1)}
     positions["boxed"] = token_at(solution.index("\\boxed"))
@@ -351,7 +351,12 @@ def probe_generic(
     cfg = compose_config(["output_dir=unused", "algorithm=prefix_rft", *overrides])
     ds = load_train_dataset(cfg.data, apply_pass_rates=False)
     if "demonstration" not in ds.column_names:
-        raise SystemExit(f"the data has no demonstration column (columns: {ds.column_names})")
+        print(
+            f"error: the data has no demonstration column (columns: {ds.column_names}); the probe needs "
+            "worked demonstrations (data.demonstration_column)",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     ds = ds.select(range(min(problems, len(ds))))
     path = resolve_model_path(cfg.model.name_or_path)
     model, tok = load_model(cfg.model, path), load_tokenizer(cfg.model, path)
