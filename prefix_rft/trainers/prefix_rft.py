@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
+from prefix_rft.config.trl_loss_fields import refuse_unhonoured_loss_fields
 from prefix_rft.data.columns import DEMONSTRATION
 from prefix_rft.errors import ConfigError, one_of
 from prefix_rft.losses import (
@@ -92,12 +93,7 @@ class PrefixRFTConfig(AlgorithmConfig):
         if self.shaping_gamma <= 0:
             raise ConfigError(f"algorithm.shaping_gamma={self.shaping_gamma} must be > 0")
         one_of("trainer.loss_type", args.loss_type, PREFIX_LOSS_TYPES)
-        if args.beta != 0.0:
-            raise ConfigError("trainer.beta must be 0: PrefixRFTTrainer and its subclasses use no KL term")
-        if args.importance_sampling_level != "token":
-            raise ConfigError("trainer.importance_sampling_level must be 'token' for PrefixRFTTrainer")
-        if args.off_policy_mask_threshold is not None:
-            raise ConfigError("trainer.off_policy_mask_threshold is not supported by PrefixRFTTrainer")
+        refuse_unhonoured_loss_fields(args, "PrefixRFTTrainer (and every trainer built on it)")
 
     def needs_demonstrations(self) -> bool:
         return self.num_prefixed > 0
