@@ -1,12 +1,14 @@
 """``PrefixRFTTrainer``: TRL's GRPOTrainer with prefix-sampled hybrid rollouts and an entropy-masked loss.
 
-Only three hooks change (everything else - data loading, vLLM sync, rewards, logging, checkpoints -
-is TRL's):
+Four TRL hooks change (everything else - data loading, vLLM sync, reward functions, logging, checkpoints -
+is TRL's; ``tests/test_trl_seam.py`` computes the list from the class):
 
 * ``_generate_and_score_completions`` plans which rollouts of each group are hybrid, lets TRL
   generate and score them, then adds the per-token ``prefix_mask`` to the batch.
 * ``_generate_single_turn`` appends each hybrid's demonstration prefix (token ids) to its prompt,
   generates the continuation, and returns ``prefix ids + continuation`` as the completion.
+* ``_calculate_rewards`` keeps TRL's rewards and remembers them (the hybrid/on-policy reward split it logs,
+  and the ``on_policy`` advantage baseline).
 * ``_compute_loss`` computes the Dr. GRPO clipped surrogate with the prefix-token update policy,
   through the pure functions in :mod:`prefix_rft.losses`.
 """
