@@ -47,6 +47,11 @@ def test_help_algorithm_flag_form_and_an_algorithm_without_knobs():
     luffy = train("--help-algorithm", "luffy")
     assert luffy.returncode == 0 and luffy.stdout.startswith("algorithm=luffy: LUFFY:")
     assert "  off_policy_loss: str = 'shaped'" in luffy.stdout.splitlines()  # LUFFY's own default
+    # What its YAML preset selects besides the knobs: the full-demonstration schedule.
+    assert (
+        luffy.stdout.splitlines()[2]
+        == "  conf/algorithm/luffy.yaml also selects: presets/dr_grpo, scheduler=full"
+    )
     rft = train("--help", "algorithm=rft")
     assert rft.returncode == 0 and "No knobs of its own. Registered algorithms: chord," in rft.stdout
 

@@ -148,9 +148,27 @@ def _default(f: dataclasses.Field) -> Any:
     return "(required)"
 
 
-def algorithm_help(name: str) -> str:
+def _preset_choices(conf: Path, name: str) -> list[str]:
+    """What ``conf/algorithm/<name>.yaml`` selects besides the algorithm's own knobs (presets, scheduler)."""
+    path = conf / "algorithm" / f"{name}.yaml"
+    if not path.is_file():
+        return []
+    out = []
+    for entry in OmegaConf.to_container(OmegaConf.load(path)).get("defaults", []):
+        if isinstance(entry, dict):
+            for key, value in entry.items():
+                group = key.removeprefix("override ").strip("/")
+                if not group.startswith("algorithm_registry"):
+                    out.append(f"{group}={value}")
+        elif isinstance(entry, str):
+            out.append(entry.strip("/"))
+    return out
+
+
+def algorithm_help(name: str, conf: Path | None = None) -> str:
     """The knobs of registered algorithm ``name``: each with type, default and help, grouped by the config
-    class that declares it (most specific first). Imports the registry, hence TRL."""
+    class that declares it (most specific first); with ``conf``, what its YAML preset also selects.
+    Imports the registry, hence TRL."""
     from prefix_rft.algorithms import ALGORITHMS, get_algorithm
 
     entry = get_algorithm(name)
@@ -160,8 +178,11 @@ def algorithm_help(name: str) -> str:
         f"algorithm={name}: {(config.__doc__ or '').strip().splitlines()[0]}",
         f"  stages: {' -> '.join(entry.stages)}; RL trainer: {trainer}; "
         f"config: {config.__name__} ({config.__module__})",
-        "",
     ]
+    choices = _preset_choices(conf, name) if conf is not None else []
+    if choices:
+        lines.append(f"  conf/algorithm/{name}.yaml also selects: {', '.join(choices)}")
+    lines.append("")
     hints = typing.get_type_hints(config)
     fields = dataclasses.fields(config)
     if not fields:
@@ -240,7 +261,7 @@ def help_page(argv: list[str], conf: Path) -> str | None:
         pages = []
         algorithm = _named_help(argv, "algorithm")
         if algorithm is not None:
-            pages.append(algorithm_help(algorithm))
+            pages.append(algorithm_help(algorithm, conf))
         scheduler = _named_help(argv, "scheduler")
         if scheduler is not None:
             pages.append(scheduler_help(conf, scheduler))
