@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 TORCH_VERSION ?= 2.13.0
 ARGS ?=
 
-.PHONY: install run test lint clean
+.PHONY: install run test test-fast lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: install
 
 test: install
 	$(BIN)/python -m pytest -q tests $(ARGS)
+
+# The inner loop: every test not marked slow (end-to-end runs, subprocess commands, all recipes).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" tests $(ARGS)
 
 lint: install
 	$(BIN)/ruff check prefix_rft tests benchmarks

@@ -1,12 +1,14 @@
 """``PrefixRFTTrainer``: TRL's GRPOTrainer with prefix-sampled hybrid rollouts and an entropy-masked loss.
 
-Only three hooks change (everything else - data loading, vLLM sync, rewards, logging, checkpoints -
-is TRL's):
+Four TRL hooks change (everything else - data loading, vLLM sync, reward functions, logging, checkpoints -
+is TRL's; ``tests/test_trl_seam.py`` computes the list from the class):
 
 * ``_generate_and_score_completions`` plans which rollouts of each group are hybrid, lets TRL
   generate and score them, then adds the per-token ``prefix_mask`` to the batch.
 * ``_generate_single_turn`` appends each hybrid's demonstration prefix (token ids) to its prompt,
   generates the continuation, and returns ``prefix ids + continuation`` as the completion.
+* ``_calculate_rewards`` keeps TRL's rewards and remembers them (the hybrid/on-policy reward split it logs,
+  and the ``on_policy`` advantage baseline).
 * ``_compute_loss`` computes the Dr. GRPO clipped surrogate with the prefix-token update policy,
   through the pure functions in :mod:`prefix_rft.losses`.
 """
@@ -20,6 +22,7 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
+from prefix_rft.config.trl_loss_fields import refuse_unhonoured_loss_fields
 from prefix_rft.data.columns import DEMONSTRATION
 from prefix_rft.errors import ConfigError, one_of
 from prefix_rft.losses import (
@@ -92,12 +95,7 @@ class PrefixRFTConfig(AlgorithmConfig):
         if self.shaping_gamma <= 0:
             raise ConfigError(f"algorithm.shaping_gamma={self.shaping_gamma} must be > 0")
         one_of("trainer.loss_type", args.loss_type, PREFIX_LOSS_TYPES)
-        if args.beta != 0.0:
-            raise ConfigError("trainer.beta must be 0: PrefixRFTTrainer and its subclasses use no KL term")
-        if args.importance_sampling_level != "token":
-            raise ConfigError("trainer.importance_sampling_level must be 'token' for PrefixRFTTrainer")
-        if args.off_policy_mask_threshold is not None:
-            raise ConfigError("trainer.off_policy_mask_threshold is not supported by PrefixRFTTrainer")
+        refuse_unhonoured_loss_fields(args, "PrefixRFTTrainer (and every trainer built on it)")
 
     def needs_demonstrations(self) -> bool:
         return self.num_prefixed > 0
