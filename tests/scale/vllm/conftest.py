@@ -48,8 +48,8 @@ def lane_env() -> dict[str, str]:
 
 
 def train_jobs(out: Path, backend_overrides: list[str]) -> list[str]:
-    """The driver's argument list: a sweep over ALGORITHMS, POPE's guide=failed, and a resumed prefix_rft run
-    (first 2 steps with a checkpoint each step, then resumed to step 3)."""
+    """The driver's argument list: a sweep over ALGORITHMS, POPE's guide=failed, prefix_rft with LoRA (TRL
+    syncs the merged weights), and a resumed prefix_rft run (2 steps with a checkpoint each, then step 3)."""
     common = [f"generation={backend_overrides[0]}", *backend_overrides[1:], *SMALL_RUN]
     return [
         "-m",
@@ -61,6 +61,12 @@ def train_jobs(out: Path, backend_overrides: list[str]) -> list[str]:
         "algorithm=prefix_in_prompt",
         "algorithm.guide=failed",
         f"hydra.run.dir={out / 'prefix_in_prompt_failed'}",
+        *common,
+        "::",
+        "algorithm=prefix_rft",
+        "peft=lora",
+        "peft.lora_dropout=0",  # dropout would make the trainer's log-probs noisy, not the engine's
+        f"hydra.run.dir={out / 'lora'}",
         *common,
         "::",
         "algorithm=prefix_rft",

@@ -26,13 +26,13 @@ def main() -> None:
     from tests.scale.shims.vllm_colocate import repack_tied_lm_head
 
     path = str(ensure_tiny_model("tiny-warm"))
-    llm = LLM(model=path, max_model_len=256, seed=0, logprobs_mode="processed_logprobs")
+    llm = LLM(model=path, max_model_len=256, seed=0, logprobs_mode="processed_logprobs", dtype="float32")
     runner = llm.llm_engine.model_executor.driver_worker.model_runner
     policy = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     with torch.no_grad():  # a visible update of every tensor, the output embedding included
         gen = torch.Generator().manual_seed(0)
         for p in policy.parameters():
-            p.add_(0.05 * p.abs().mean() * torch.randn(p.shape, generator=gen))
+            p.add_(0.2 * p.abs().mean() * torch.randn(p.shape, generator=gen))
     named = list(policy.named_parameters())
 
     result: dict = {}

@@ -51,10 +51,10 @@ def test_trl_colocate_sync_still_fails_on_cpu(colocate_probe):
 
 
 def test_reload_leaves_the_tied_output_layer_stale_and_the_repack_fixes_it(colocate_probe):
-    # measured: ~0.05 stale vs ~0.002 repacked (bf16 engine, float32 reference)
+    # measured (float32 engine and reference): 0.013 stale, 4.8e-7 repacked
     assert colocate_probe["repacked"]
-    assert colocate_probe["gap_with_repack"] < 0.01
-    assert colocate_probe["gap_without_repack"] > 5 * colocate_probe["gap_with_repack"]
+    assert colocate_probe["gap_with_repack"] < 1e-4
+    assert colocate_probe["gap_without_repack"] > 1e-3
 
 
 def test_server_metadata_shim(tmp_path):
