@@ -198,6 +198,13 @@ def _worker(kind: str, conn, opts: dict[str, Any]) -> None:
         from tests.scale.shims import vllm_colocate
 
         vllm_colocate.install(share_engine=False)
+    if opts.get("backend", "transformers") != "transformers":
+        # Each worker's engine forms its own one-process group; two on the default port would collide.
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(sock.getsockname()[1])
     sync = torch.cuda.synchronize if use_cuda else (lambda: None)
     timers = _Timers()
     with tempfile.TemporaryDirectory() as scratch:

@@ -1,7 +1,7 @@
 """Step time of Prefix-RFT vs RFT (TRL's GRPOTrainer, Dr. GRPO) with vLLM generating (colocate mode).
 
 python -m benchmarks.vllm_step_time            # tiny-warm model, batch 16, G 8, 64 tokens, 20 timed steps each
-python -m benchmarks.vllm_step_time --quick    # random tiny model, batch 8, G 4, 32 tokens, 3 timed steps
+python -m benchmarks.vllm_step_time --quick    # tiny-warm model, batch 8, G 4, 32 tokens, 3 timed steps
 
 The measurement is benchmarks/step_overhead.py's (each trainer in its own process, steps alternating
 A B A B so machine load hits both alike, phases timed inside the step) with ``use_vllm=True,
@@ -9,7 +9,8 @@ vllm_mode="colocate"``. Prefix-RFT's hybrid rows are sampled with their own budg
 ``max_completion_length - L`` (one SamplingParams per request) and whole demonstrations are not sent to
 the engine, so it generates fewer tokens than RFT for the same batch: the table shows the generated tokens
 per step next to the time. On a CPU the scale lane's shims (tests/scale/shims) make TRL's weight sync run
-on vLLM-CPU; on a GPU nothing is patched. Writes ``benchmarks/results/vllm_step_time/vllm_step_time.json``.
+on vLLM-CPU; on a GPU nothing is patched. Writes ``vllm_step_time.json`` and ``.png`` under
+``benchmarks/results/vllm_step_time/``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ns = step_overhead.parse_args(argv)
     if ns.steps is None and not ns.quick:
         ns.steps = 20  # an engine step is slower on CPU than transformers' at this size
+    # vLLM-CPU's attention kernels need head_dim >= 32: the random `tiny` preset (16) does not load.
+    ns.model = ns.model or "tiny-warm"
     opts = step_overhead.options(ns)
     opts["backend"] = "vllm_colocate"
     out = output_dir(NAME, ns.out)
@@ -53,6 +56,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     table = step_overhead.report(result).replace("GRPO", "RFT").replace("grpo", "rft")
     result["table"] = table
     write_json(out / f"{NAME}.json", result)
+    step_overhead.plot(result, out / f"{NAME}.png")
     print(table)
     ratio = result["summary"]["ratio_prefix_rft_over_grpo"]
     print(

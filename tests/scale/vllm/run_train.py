@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -124,6 +125,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    # The colocated engine forms a one-process torch.distributed group: on a free port, not a shared default.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        os.environ["MASTER_PORT"] = str(sock.getsockname()[1])
 
     from tests.scale.shims import vllm_colocate, vllm_server
 
