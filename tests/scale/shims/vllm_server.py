@@ -79,14 +79,21 @@ def install_trainer_side(sync_dir: Path) -> None:
     def sync_weights(self):
         if self.mode != "server":
             return _ORIGINAL_SYNC(self)
+        # TRL's own iterator: checkpoint names, LoRA merged into the base weights (every process takes part
+        # in its gathers); a tied output embedding appears once, as the input embedding.
+        tensors = {name: t.detach().to("cpu").contiguous().clone() for name, t in self._iter_named_params()}
         if self.accelerator.is_main_process:
+            embed = "model.embed_tokens.weight"
+            if "lm_head.weight" not in tensors and embed in tensors:
+                tensors["lm_head.weight"] = tensors[embed].clone()  # the server's copy is untied
             model = self.accelerator.unwrap_model(self.model)
-            tmp = sync_dir / "model.safetensors.tmp"
+            base = model.get_base_model() if hasattr(model, "get_base_model") else model
             sync_dir.mkdir(parents=True, exist_ok=True)
-            save_file(untied_state_dict(model), str(tmp), metadata={"format": "pt"})
+            tmp = sync_dir / "model.safetensors.tmp"
+            save_file(tensors, str(tmp), metadata={"format": "pt"})
             tmp.replace(sync_dir / "model.safetensors")
             # The server's loader reads the config next to the weights: the untied one.
-            config = model.config.to_dict()
+            config = base.config.to_dict()
             config["tie_word_embeddings"] = False
             (sync_dir / "config.json").write_text(json.dumps(config))
             self.vllm_client._post(
