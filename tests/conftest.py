@@ -97,6 +97,7 @@ def pytest_collection_modifyitems(config, items) -> None:
         if f"{item.path.name}::{getattr(item, 'originalname', item.name)}" in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
 
+
 # The scale lane (tests/scale: vLLM and DeepSpeed on CPU) runs in its own venv (`make test-scale`); the default
 # venv has no vllm, so `make test` / `pytest tests` there leaves the folder out. This is the only place
 # that decides it; tests/scale/conftest.py fails loudly if the lane itself is run without its engines.
