@@ -59,6 +59,27 @@ class ReLIFTConfig(SupervisedTermConfig):
             raise ConfigError(f"algorithm.sft_buffer_size={self.sft_buffer_size} must be >= 1")
         if self.sft_learning_rate <= 0:
             raise ConfigError(f"algorithm.sft_learning_rate={self.sft_learning_rate} must be > 0")
+        sharded = sharded_training(args)
+        if sharded:
+            # Refused before any model is loaded: the SFT step's own optimizer would update the module's
+            # parameters, which ZeRO overwrites from its own (sharded) master copy at the next step.
+            raise ConfigError(
+                f"algorithm=relift needs DDP or a single process, not {sharded}: its SFT optimizer cannot "
+                "update DeepSpeed/FSDP-sharded parameters (use recipes/accelerate_configs/ddp.yaml)"
+            )
+
+
+def sharded_training(args) -> str | None:
+    """How the run shards its parameters, if it does: a DeepSpeed or FSDP setting of the trainer arguments,
+    or of the environment ``accelerate launch`` gives each process; None for DDP or one process."""
+    if getattr(args, "deepspeed", None):
+        return "trainer.deepspeed"
+    if getattr(args, "fsdp", None):
+        return "trainer.fsdp"
+    for tool in ("DEEPSPEED", "FSDP"):
+        if os.environ.get(f"ACCELERATE_USE_{tool}", "false").lower() == "true":
+            return f"accelerate launch with a {'DeepSpeed' if tool == 'DEEPSPEED' else 'FSDP'} config"
+    return None
 
 
 class ReLIFTTrainer(PrefixRFTTrainer):

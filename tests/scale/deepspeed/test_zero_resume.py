@@ -1,0 +1,101 @@
+"""``prefix-rft-train`` under ZeRO-2/3 with 2 CPU processes: killed with SIGKILL mid-run, resumed from its last
+checkpoint, it ends where an uninterrupted run ends (same steps, same weights).
+
+The CLI needs no shim: it creates accelerate's state in CPU mode before anything else (``share_run_time``),
+which forms the gloo group. The killed run is given 40 steps so the kill surely lands mid-run; it is killed
+as soon as checkpoint-2 is complete (its trainer_state.json, written last, exists). A half-written later
+checkpoint (what a kill during a save leaves) is then faked: ``resume_from_checkpoint=latest`` must skip it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+from ds_harness import launch_command, launch_env, run_launch
+from safetensors.torch import load_file
+
+ARGS = [
+    "algorithm=prefix_rft",
+    "model.name_or_path=builtin:tiny-warm",
+    "data.synthetic.num_train=64",
+    "heldout_eval.enabled=false",
+    "trainer.per_device_train_batch_size=4",
+    "trainer.num_generations=4",
+    "trainer.max_completion_length=64",
+    "trainer.learning_rate=1e-3",
+    "trainer.save_steps=2",
+    # The prefix-ratio schedule depends on trainer.max_steps, which differs between the killed run (40) and
+    # the others (4): a constant ratio keeps the three runs' rollouts comparable.
+    "scheduler=constant",
+    "scheduler.value=0.5",
+]
+
+
+def cli(stage: int, run_dir, *extra: str) -> list[str]:
+    return launch_command(stage, "-m", "prefix_rft.cli.train", *ARGS, f"hydra.run.dir={run_dir}", *extra)
+
+
+def kill_after_checkpoint(command, env, cwd, marker, timeout: float = 600) -> None:
+    """Start ``command`` in its own process group; SIGKILL the group once ``marker`` exists."""
+    with open(cwd / "killed-run.log", "w") as log:
+        proc = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + timeout
+            while not marker.is_file():
+                assert proc.poll() is None, (
+                    f"the run ended before {marker} appeared:\n"
+                    + (cwd / "killed-run.log").read_text()[-4000:]
+                )
+                assert time.monotonic() < deadline, f"no {marker} after {timeout} s"
+                time.sleep(0.2)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize("stage", [2, 3])
+def test_killed_run_resumes_to_the_uninterrupted_result(model_cache, tmp_path, stage):
+    env = launch_env(model_cache)
+    killed = tmp_path / "killed"
+    kill_after_checkpoint(
+        cli(stage, killed, "trainer.max_steps=40"),
+        env,
+        tmp_path,
+        killed / "checkpoint-2" / "trainer_state.json",
+    )
+    assert not (killed / "metrics.json").exists()  # it really died mid-run
+    assert len(list((killed / "checkpoint-2").glob("global_step2/*optim_states.pt"))) == 2
+    # What a kill during the next save would leave: a checkpoint folder without trainer_state.json.
+    (killed / "checkpoint-3" / "global_step3").mkdir(parents=True)
+    (killed / "checkpoint-3" / "latest").write_text("global_step3")
+
+    output = run_launch(
+        cli(stage, killed, "resume_from_checkpoint=latest", "trainer.max_steps=4"), env, tmp_path
+    )
+    assert "step 3/4" in output and "step 1/4" not in output, output[-3000:]
+    metrics = json.loads((killed / "metrics.json").read_text())
+    assert metrics["global_step"] == 4
+
+    whole = tmp_path / "whole"
+    run_launch(cli(stage, whole, "trainer.max_steps=4"), env, tmp_path)
+    steps = [json.loads(line) for line in (whole / "log_history.jsonl").read_text().splitlines()]
+    resumed = [json.loads(line) for line in (killed / "log_history.jsonl").read_text().splitlines()]
+    losses = {r["step"]: r["loss"] for r in steps if "loss" in r}
+    resumed_losses = {r["step"]: r["loss"] for r in resumed if "loss" in r}
+    assert sorted(resumed_losses) == sorted(losses) == [1, 2, 3, 4]
+    assert [resumed_losses[s] for s in range(1, 5)] == pytest.approx(
+        [losses[s] for s in range(1, 5)], rel=1e-5
+    )
+    a, b = load_file(str(killed / "model.safetensors")), load_file(str(whole / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=lambda m, n=name: f"{n}: {m}")
