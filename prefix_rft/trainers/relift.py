@@ -12,7 +12,9 @@ are set aside during the SFT step and put back.
 The buffer and the SFT optimizer are saved in every checkpoint (``relift_state.json``,
 ``relift_sft_optimizer.pt``) and restored on resume.
 
-Not supported: DeepSpeed and FSDP (their sharded parameters cannot take a second optimizer); use DDP.
+Not supported: DeepSpeed and FSDP (their sharded parameters cannot take a second optimizer: ZeRO-1/2 keep a
+master copy of the weights that would overwrite the SFT update at the next step, ZeRO-3 and FSDP leave each
+process only a shard of every parameter); the run is refused at start-up (:func:`sharded_training`); use DDP.
 """
 
 from __future__ import annotations
@@ -61,8 +63,7 @@ class ReLIFTConfig(SupervisedTermConfig):
             raise ConfigError(f"algorithm.sft_learning_rate={self.sft_learning_rate} must be > 0")
         sharded = sharded_training(args)
         if sharded:
-            # Refused before any model is loaded: the SFT step's own optimizer would update the module's
-            # parameters, which ZeRO overwrites from its own (sharded) master copy at the next step.
+            # Refused before any model is loaded (see the module docstring for why it cannot work).
             raise ConfigError(
                 f"algorithm=relift needs DDP or a single process, not {sharded}: its SFT optimizer cannot "
                 "update DeepSpeed/FSDP-sharded parameters (use recipes/accelerate_configs/ddp.yaml)"

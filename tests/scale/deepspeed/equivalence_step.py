@@ -1,7 +1,8 @@
 """One optimizer step of an algorithm, the same under DeepSpeed (2 processes x b rows) and alone (1 x 2b rows).
 
-Usage (under accelerate launch): equivalence_step.py OUT_FILE MODEL_DIR ALGORITHM ROWS_PER_PROCESS
-Process 0 writes OUT_FILE (torch.save): the step's logged loss and every parameter after the step.
+Usage (under accelerate launch): equivalence_step.py OUT_DIR MODEL ROWS_PER_PROCESS ALGORITHM [ALGORITHM ...]
+For each algorithm in turn (one launch: starting the processes costs more than the steps), process 0 writes
+OUT_DIR/<algorithm>.pt (torch.save): the step's logged loss and every parameter after the step.
 
 The trainer is the one ``prefix-rft-train`` builds from the composed config (``STAGE_BUILDERS``), with
 what makes the two layouts comparable:
@@ -95,7 +96,7 @@ def step_config(algorithm: str, model_dir: str, out_dir: Path, rows: int):
 
 
 def one_step(algorithm: str, model_dir: str, out_dir: Path, rows: int) -> dict:
-    """Train one step; returns ``{"loss", "weights"}`` (weights gathered under ZeRO-3) on every process."""
+    """Train one step; returns ``{"loss", "weights", ...}`` (the weights are complete on process 0)."""
     import torch
     from trl import GRPOTrainer
 
@@ -117,8 +118,9 @@ def one_step(algorithm: str, model_dir: str, out_dir: Path, rows: int) -> dict:
     finally:
         GRPOTrainer._generate_single_turn = original
     loss = next(row["loss"] for row in trainer.state.log_history if "loss" in row)
-    # Under ZeRO-3 every process holds a shard: accelerate gathers the whole state dict (on every process).
-    state = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+    # Under ZeRO-3 every process holds a shard: accelerate gathers the whole state dict on process 0 (the
+    # others get None).
+    state = trainer.accelerator.get_state_dict(trainer.model_wrapped) or {}
     weights = {name: tensor.detach().to(torch.float32).clone() for name, tensor in state.items()}
     return {
         "loss": float(loss),
@@ -131,15 +133,17 @@ def one_step(algorithm: str, model_dir: str, out_dir: Path, rows: int) -> dict:
     }
 
 
-def main(out_file: Path, model_dir: str, algorithm: str, rows: int) -> None:
+def main(out_dir: Path, model: str, rows: int, algorithms: list[str]) -> None:
     accelerate_cpu.install()
     import torch
     from accelerate import PartialState
 
-    result = one_step(algorithm, model_dir, out_file.parent / f"run-{algorithm}", rows)
-    if PartialState().is_main_process:
-        torch.save(result, out_file)
+    for algorithm in algorithms:
+        result = one_step(algorithm, model, out_dir / f"run-{algorithm}", rows)
+        if PartialState().is_main_process:
+            torch.save(result, out_dir / f"{algorithm}.pt")
+        PartialState().wait_for_everyone()
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    main(Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4:])

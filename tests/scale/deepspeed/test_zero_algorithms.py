@@ -78,3 +78,14 @@ def test_algorithm_trains_two_steps_under_zero(runs, stage, algorithm):
     model = load_model(OmegaConf.load(folder / "config.yaml").model, str(folder))
     for name, param in model.named_parameters():
         torch.testing.assert_close(param.detach(), saved[name].to(param.dtype), rtol=0, atol=0)
+
+
+def test_every_shipped_zero3_recipe_gathers_the_weights_at_save():
+    """Without ``zero3_save_16bit_model`` a ZeRO-3 run saves no usable model.safetensors (only shards)."""
+    import yaml
+    from ds_harness import RECIPES
+
+    recipes = [yaml.safe_load(p.read_text()) for p in sorted(RECIPES.glob("*.yaml"))]
+    zero3 = [r for r in recipes if (r.get("deepspeed_config") or {}).get("zero_stage") == 3]
+    assert len(zero3) == 2
+    assert all(r["deepspeed_config"]["zero3_save_16bit_model"] is True for r in zero3)

@@ -23,6 +23,9 @@ MODEL = "builtin:tiny-warm"
 ROWS_PER_PROCESS = 4  # one group of 4 rollouts (or 4 demonstrations) on each process
 
 
+ALGORITHMS = ["prefix_rft", "sft"]
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     """The single-process step of 2 x ROWS_PER_PROCESS rows, per algorithm (computed once)."""
@@ -37,16 +40,29 @@ def reference(tmp_path_factory):
     return get
 
 
+@pytest.fixture(scope="module")
+def deepspeed_steps(launch, tmp_path_factory):
+    """``deepspeed_steps(stage)``: the folder of one launch that stepped every algorithm of ALGORITHMS."""
+    done = {}
+
+    def get(stage: int):
+        if stage not in done:
+            out = tmp_path_factory.mktemp(f"zero{stage}-steps")
+            launch(stage, "equivalence_step.py", str(out), MODEL, str(ROWS_PER_PROCESS), *ALGORITHMS, cwd=out)
+            done[stage] = out
+        return done[stage]
+
+    return get
+
+
 @pytest.mark.parametrize("stage", [2, 3])
-@pytest.mark.parametrize("algorithm", ["prefix_rft", "sft"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_two_processes_step_equals_one_process_with_twice_the_batch(
-    launch, reference, tmp_path, stage, algorithm
+    deepspeed_steps, reference, stage, algorithm
 ):
     from safetensors.torch import load_file
 
-    out_file = tmp_path / "step.pt"
-    launch(stage, "equivalence_step.py", str(out_file), MODEL, algorithm, str(ROWS_PER_PROCESS), cwd=tmp_path)
-    ds = torch.load(out_file, weights_only=True)
+    ds = torch.load(deepspeed_steps(stage) / f"{algorithm}.pt", weights_only=True)
     assert (ds["num_processes"], ds["deepspeed"], ds["zero_stage"]) == (2, True, stage)
     ref = reference(algorithm)
     assert (ref["num_processes"], ref["deepspeed"]) == (1, False)
