@@ -1,4 +1,4 @@
-"""``prefix-rft-train`` under ZeRO-2/3 with 2 CPU processes: killed with SIGKILL mid-run, resumed from its last
+"""``prefix-rft-train`` under ZeRO-3 with 2 CPU processes: killed with SIGKILL mid-run, resumed from its last
 checkpoint, it ends where an uninterrupted run ends (same steps, same weights).
 
 The CLI needs no shim: it creates accelerate's state in CPU mode before anything else (``share_run_time``),
@@ -70,7 +70,9 @@ def kill_after_checkpoint(command, env, cwd, marker, timeout: float = 600) -> No
     assert proc.returncode == -signal.SIGKILL
 
 
-@pytest.mark.parametrize("stage", [2, 3])
+# ZeRO-3 only: its checkpoints are the sharded ones (parameters too) and its final save gathers them. ZeRO-2
+# passed the same test (360 s under a load of ~15 on 2 cores); dropped to keep the lane short.
+@pytest.mark.parametrize("stage", [3])
 def test_killed_run_resumes_to_the_uninterrupted_result(model_cache, tmp_path, stage):
     env = launch_env(model_cache)
     killed = tmp_path / "killed"
