@@ -6,7 +6,7 @@ DeepSpeed. Plain SGD at lr 1 (the change is the gradient itself), no clipping, i
 equivalence_step.py). Prefix-RFT keeps its default entropy-based prefix-token selection: the threshold is
 taken over the prefix tokens of both processes together, the same tokens the single process holds.
 
-Tolerance (measured: differences <= 1.2e-7 on weights of magnitude ~1, i.e. one float32 rounding; loss
+Tolerance (measured on ZeRO-2: differences <= 1.2e-7 on weights of magnitude ~1, i.e. one float32 rounding; loss
 relative difference ~2e-7): weights within 1e-6 absolute, where one step moves them by ~1e-3; the logged
 loss within 1e-5 relative. ReLIFT is not here: it refuses DeepSpeed (test_zero_algorithms.py).
 """

@@ -5,8 +5,10 @@ Written against accelerate 1.16.0 and DeepSpeed 0.19.8 (torch 2.13.0+cpu).
 ``accelerate launch`` with a DeepSpeed config starts each rank with ``LOCAL_RANK`` and
 ``ACCELERATE_USE_DEEPSPEED=true`` set. ``PartialState._prepare_backend`` takes the backend from the machine's
 accelerator device; with none it returns backend ``None``, and ``PartialState`` then declares a single
-process (``num_processes=1``) while DeepSpeed, which picks gloo by itself, runs all of them. The first
-``deepspeed.initialize`` then fails its batch-size check (``train_batch_size ... 4 != 4 * 1 * 2``).
+process (``num_processes=1``, index 0 on every rank) while DeepSpeed, which picks gloo by itself, runs all
+of them. Seen here: every rank of a script calling ``run_training`` took itself for the main process and
+wrote the run folder's files. Seen when issue 19 was filed: a trainer without ``use_cpu`` failed
+DeepSpeed's batch-size check (``train_batch_size ... 4 != 4 * 1 * 2``).
 
 The shim: when ``_prepare_backend`` finds no backend for a DeepSpeed rank, it answers ``gloo``. Nothing else
 changes: ``PartialState`` initialises DeepSpeed's communication with gloo, reads the world size from it, and
