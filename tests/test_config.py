@@ -124,3 +124,24 @@ def test_every_model_config_composes():
             validate_train_config(cfg)
         assert cfg.model.name_or_path
     assert cfg_with("model=llama-3.1-8b").model.chat_template == "llama-3.1-instruct"
+
+
+@pytest.mark.parametrize(
+    ("override", "env", "where"),
+    [
+        (None, "ACCELERATE_USE_DEEPSPEED", "accelerate launch with a DeepSpeed config"),
+        (None, "ACCELERATE_USE_FSDP", "accelerate launch with a FSDP config"),
+        ("trainer.deepspeed=ds.json", None, "trainer.deepspeed"),
+    ],
+)
+def test_relift_refuses_sharded_training_before_loading_anything(monkeypatch, override, env, where):
+    """ReLIFT's second optimizer cannot update ZeRO/FSDP-sharded parameters: one config error at start-up."""
+    cfg = compose_config(["algorithm=relift", *([override] if override else [])])
+    if env:
+        monkeypatch.setenv(env, "true")
+    with pytest.raises(ConfigError, match=f"algorithm=relift needs DDP or a single process, not {where}:"):
+        validate_train_config(cfg)
+    monkeypatch.delenv("ACCELERATE_USE_DEEPSPEED", raising=False)
+    monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
+    if not override:
+        validate_train_config(cfg)  # DDP or one process: accepted

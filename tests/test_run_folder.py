@@ -152,3 +152,16 @@ def test_heldout_before_is_reused_only_for_the_same_measurement(tmp_path):
     save_heldout_before(tmp_path, {"accuracy": 0.25}, settings)
     assert load_heldout_before(tmp_path, settings) == {"accuracy": 0.25}
     assert load_heldout_before(tmp_path, {**settings, "heldout_eval": {"samples": 8}}) is None
+
+
+def test_latest_skips_a_checkpoint_a_kill_left_half_written(tmp_path, caplog):
+    from prefix_rft.training.run_folder import resolve_resume
+
+    assert resolve_resume("latest", tmp_path) is None
+    _folder(tmp_path, "checkpoint-2/trainer_state.json", "checkpoint-10/trainer_state.json")
+    _folder(tmp_path, "checkpoint-12/global_step12/", "checkpoint-12/model.safetensors")  # killed mid-save
+    assert resolve_resume("latest", tmp_path) == str(tmp_path / "checkpoint-10")
+    assert "skipping" in caplog.text and "checkpoint-12" in caplog.text
+    only_partial = tmp_path / "fresh"
+    _folder(only_partial, "checkpoint-1/model.safetensors")
+    assert resolve_resume("latest", only_partial) is None  # nothing complete: starts from the beginning

@@ -12,7 +12,9 @@ are set aside during the SFT step and put back.
 The buffer and the SFT optimizer are saved in every checkpoint (``relift_state.json``,
 ``relift_sft_optimizer.pt``) and restored on resume.
 
-Not supported: DeepSpeed and FSDP (their sharded parameters cannot take a second optimizer); use DDP.
+Not supported: DeepSpeed and FSDP (their sharded parameters cannot take a second optimizer: ZeRO-1/2 keep a
+master copy of the weights that would overwrite the SFT update at the next step, ZeRO-3 and FSDP leave each
+process only a shard of every parameter); the run is refused at start-up (:func:`sharded_training`); use DDP.
 """
 
 from __future__ import annotations
@@ -59,6 +61,26 @@ class ReLIFTConfig(SupervisedTermConfig):
             raise ConfigError(f"algorithm.sft_buffer_size={self.sft_buffer_size} must be >= 1")
         if self.sft_learning_rate <= 0:
             raise ConfigError(f"algorithm.sft_learning_rate={self.sft_learning_rate} must be > 0")
+        sharded = sharded_training(args)
+        if sharded:
+            # Refused before any model is loaded (see the module docstring for why it cannot work).
+            raise ConfigError(
+                f"algorithm=relift needs DDP or a single process, not {sharded}: its SFT optimizer cannot "
+                "update DeepSpeed/FSDP-sharded parameters (use recipes/accelerate_configs/ddp.yaml)"
+            )
+
+
+def sharded_training(args) -> str | None:
+    """How the run shards its parameters, if it does: a DeepSpeed or FSDP setting of the trainer arguments,
+    or of the environment ``accelerate launch`` gives each process; None for DDP or one process."""
+    if getattr(args, "deepspeed", None):
+        return "trainer.deepspeed"
+    if getattr(args, "fsdp", None):
+        return "trainer.fsdp"
+    for tool in ("DEEPSPEED", "FSDP"):
+        if os.environ.get(f"ACCELERATE_USE_{tool}", "false").lower() == "true":
+            return f"accelerate launch with a {'DeepSpeed' if tool == 'DEEPSPEED' else 'FSDP'} config"
+    return None
 
 
 class ReLIFTTrainer(PrefixRFTTrainer):

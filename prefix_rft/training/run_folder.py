@@ -10,6 +10,7 @@ the command that resumes it.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,9 @@ STAGE_DONE = "stage_complete.json"
 METRICS = "metrics.json"
 HELDOUT_BEFORE = "heldout_before.json"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+# The file the Trainer writes last into a checkpoint.
+TRAINER_STATE = "trainer_state.json"
+logger = logging.getLogger("prefix_rft.train")
 
 
 def _trl_value(group: DictConfig, key: str) -> str | None:
@@ -63,13 +67,24 @@ def checkpoints(folder: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def is_complete_checkpoint(folder: Path) -> bool:
+    """Whether a checkpoint was written to the end: the Trainer writes ``trainer_state.json`` last (after the
+    weights and, under DeepSpeed, every process's shards), so a run killed while saving leaves none."""
+    return (folder / TRAINER_STATE).is_file()
+
+
 def resolve_resume(value: str | None, folder: Path) -> str | None:
-    """``latest`` -> the newest checkpoint in ``folder`` (None if there is none yet); a path is checked."""
+    """``latest`` -> the newest complete checkpoint in ``folder`` (None if there is none yet); a path is
+    checked."""
     if value is None:
         return None
     if value == LATEST:
         found = checkpoints(folder)
-        return str(found[-1]) if found else None
+        complete = [p for p in found if is_complete_checkpoint(p)]
+        for partial in found[found.index(complete[-1]) + 1 if complete else 0 :]:
+            # A run killed while saving (a DeepSpeed save of many shards takes a while) left it half-written.
+            logger.warning("skipping %s: not written to the end (no %s)", partial, TRAINER_STATE)
+        return str(complete[-1]) if complete else None
     if not Path(value).is_dir():
         raise ConfigError(
             f"resume_from_checkpoint={value} is not a checkpoint folder; expected 'latest' or a "
