@@ -1,6 +1,7 @@
-"""What a CPU needs that a GPU does not, to run TRL's vLLM paths: small patches of the libraries, applied by
+"""What a CPU needs that a GPU does not, to run TRL's vLLM paths and accelerate's DeepSpeed launch: small patches of the libraries, applied by
 the scale lane's test harness only (never by the package). Each module names the library versions it was
-written against and has a test (tests/scale/vllm/test_shims.py) that fails when the patched code changes.
+written against and has a test (tests/scale/vllm/test_shims.py, tests/scale/deepspeed/test_accelerate_cpu_shim.py)
+that fails when the patched code changes.
 
 vLLM shims (this lane's vLLM half):
 
@@ -12,4 +13,11 @@ vLLM shims (this lane's vLLM half):
   ``PYTHONPATH``. The trainer's weight transfer is NCCL-only: the shim saves the weights to a folder and asks
   the server (dev mode) to ``reload_weights`` from it, then resets its prefix cache. The server serves an
   untied copy of the model, so reload never meets a tied output embedding.
+
+DeepSpeed shim:
+
+* :mod:`.accelerate_cpu` - accelerate 1.16 finds no distributed backend for a DeepSpeed rank on a CPU-only
+  machine and declares one process while DeepSpeed runs several; the shim answers ``gloo`` for such a rank
+  (``PartialState._prepare_backend``). Loaded by the lane's launched scripts only; the CLI needs none, since it
+  already builds its process group on the CPU.
 """
