@@ -211,3 +211,20 @@ def test_guided_solve_rate_quick(tmp_path, model_cache):
     assert tokens[0] == 0.0 < tokens[1] < tokens[2]  # longer ratios cut longer prefixes
     assert all(0.0 <= r["solve_rate"] <= r["solved_once"] <= 1.0 for r in data["rows"])
     assert "solve rate" in proc.stdout
+
+
+def test_quick_runs_write_outside_the_committed_results(tmp_path, monkeypatch):
+    """Every benchmark's --quick without --out goes to the quick folder; the committed results stay as they are."""
+    monkeypatch.setattr(_common, "RESULTS_ROOT", tmp_path / "results")
+    monkeypatch.setattr(_common, "QUICK_ROOT", tmp_path / "quick")
+    assert _common.output_dir("x", None, quick=True) == tmp_path / "quick" / "x"
+    assert _common.output_dir("x", None) == tmp_path / "results" / "x"
+    assert _common.output_dir("x", str(tmp_path / "mine"), quick=True) == tmp_path / "mine"
+    # The real script, in process: its files land in the quick folder only.
+    grader_throughput.main(["--quick", "--limit", "2", "--workers", "1", "--pathological", "0"])
+    assert (tmp_path / "quick" / "grader_throughput" / "grader_throughput.json").is_file()
+    assert not (tmp_path / "results" / "grader_throughput").exists()
+    # Each script hands its --quick flag to output_dir.
+    for script in ("rl_gate", "small_scale_comparison", "grader_throughput", "step_overhead", "guided_solve_rate"):
+        source = (REPO_ROOT / "benchmarks" / f"{script}.py").read_text()
+        assert "output_dir(NAME, ns.out, ns.quick)" in source, script
