@@ -168,6 +168,7 @@ def run_stage(cfg: DictConfig, stage: Stage, model, tokenizer, train_dataset, ma
     """Train one stage into its folder, resuming from its own checkpoints; returns (trainer, train output)."""
     from prefix_rft.config.build import STAGE_BUILDERS
     from prefix_rft.errors import TrainingError
+    from prefix_rft.training.model_card import install_model_card
     from prefix_rft.training.progress import install_progress_log
     from prefix_rft.training.run_folder import resume_request
 
@@ -175,6 +176,7 @@ def run_stage(cfg: DictConfig, stage: Stage, model, tokenizer, train_dataset, ma
     stage_cfg.output_dir = str(stage.output_dir)
     trainer = STAGE_BUILDERS[stage.kind](stage_cfg, model, tokenizer, train_dataset)
     install_progress_log(trainer)
+    install_model_card(trainer, cfg.model.name_or_path, cfg.algorithm.name, stage.kind)
     resume = resolve_resume(resume_request(cfg), stage.output_dir)
     output = trainer.train(resume_from_checkpoint=resume)
     if trainer.state.global_step == 0:
@@ -270,13 +272,14 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     ev = cfg.heldout_eval
     heldout = heldout_records(cfg.data) if ev.enabled else []
 
-    def evaluate(m) -> dict[str, float]:
+    def evaluate(m, label: str) -> dict[str, float]:
         if not heldout or not main_process:
             return {}
         return heldout_accuracy(
             m,
             tokenizer,
             heldout,
+            label=label,
             samples=ev.samples,
             greedy=ev.greedy,
             temperature=ev.temperature,
@@ -300,7 +303,7 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     )
     before = load_heldout_before(out_dir, measured_with) if main_process else {}
     if before is None:
-        before = evaluate(model)
+        before = evaluate(model, "before training")
         if before:
             save_heldout_before(out_dir, before, measured_with)
     summaries: list[dict[str, Any]] = []
@@ -333,7 +336,7 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             }
         )
         trainer.save_model(str(out_dir))  # the final model also sits at the top of the run folder
-    after = evaluate(trainer.model)
+    after = evaluate(trainer.model, "after training")
     if cfg.peft.enabled and cfg.peft.merge_on_save and main_process:
         progress.info("merged model: %s", save_merged_model(trainer.model, tokenizer, out_dir / "merged"))
 

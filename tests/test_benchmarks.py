@@ -225,6 +225,12 @@ def test_quick_runs_write_outside_the_committed_results(tmp_path, monkeypatch):
     assert (tmp_path / "quick" / "grader_throughput" / "grader_throughput.json").is_file()
     assert not (tmp_path / "results" / "grader_throughput").exists()
     # Each script hands its --quick flag to output_dir.
-    for script in ("rl_gate", "small_scale_comparison", "grader_throughput", "step_overhead", "guided_solve_rate"):
+    for script in (
+        "rl_gate",
+        "small_scale_comparison",
+        "grader_throughput",
+        "step_overhead",
+        "guided_solve_rate",
+    ):
         source = (REPO_ROOT / "benchmarks" / f"{script}.py").read_text()
         assert "output_dir(NAME, ns.out, ns.quick)" in source, script
