@@ -53,12 +53,19 @@ def _read_raw(data_cfg) -> Dataset:
         raise DataError(f"data.path must be set for data.source={data_cfg.source}")
     if data_cfg.source == "local":
         return read_local_table(data_cfg.path, "data.path", data_cfg.on_bad_row)
+    from prefix_rft.hub import go_offline, hub_unreachable_reason, unreachable_hint
+
+    unreachable = hub_unreachable_reason()
+    if unreachable:  # only the local cache can serve it: no minute of retries before the error
+        go_offline()
     try:
         return load_dataset(data_cfg.path, split=data_cfg.split)
-    except Exception as err:  # the hub is unreachable offline: say what to do instead
+    except Exception as err:  # say what to do instead
+        local = "download it where you have network access and use data.source=local data.path=<file>"
+        if unreachable:
+            raise DataError(unreachable_hint(data_cfg.path, "data.path", unreachable, local)) from err
         raise DataError(
-            f"could not load data.path={data_cfg.path} (split {data_cfg.split}) from the hub: {err}. "
-            "Download it where you have network access and use data.source=local data.path=<file>."
+            f"could not load data.path={data_cfg.path} (split {data_cfg.split}) from the hub: {err}; {local}"
         ) from err
 
 
