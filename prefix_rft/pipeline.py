@@ -230,6 +230,7 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     from prefix_rft.config.algorithm_args import algorithm_from_config
     from prefix_rft.config.build import build_quantization_config
     from prefix_rft.config.lengths import prompt_length_limit
+    from prefix_rft.data.gold_check import gold_style
     from prefix_rft.data.sources import drop_long_prompts, heldout_records, load_train_dataset
     from prefix_rft.eval.heldout import heldout_accuracy, report_lines
     from prefix_rft.models.load import (
@@ -263,7 +264,7 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     # One checkpoint directory for trainer and vLLM, with model.config_overrides written into its config.
     model_path = with_config_overrides(cfg.model, resolve_model_path(cfg.model.name_or_path))
     tokenizer = load_tokenizer(cfg.model, model_path)
-    train_dataset = load_train_dataset(cfg.data)
+    train_dataset = load_train_dataset(cfg.data, gold_style=gold_style(cfg.reward.funcs))
     train_dataset = drop_long_prompts(train_dataset, tokenizer, prompt_length_limit(cfg), cfg.data.on_bad_row)
     check_enough_rows(cfg, entry.stages, len(train_dataset))
     quantization = build_quantization_config(cfg)

@@ -15,6 +15,7 @@ from typing import Any
 from datasets import Dataset
 
 from prefix_rft.data.columns import ANSWER, DEMONSTRATION, PROMPT
+from prefix_rft.data.gold_check import SOURCE_ROW, check_gold_answers
 from prefix_rft.data.prompts import build_prompt
 from prefix_rft.data.subsets import load_pass_rates, problem_key, select_hard, take_subset
 from prefix_rft.errors import DataError
@@ -130,7 +131,15 @@ def normalise_rows(raw: Dataset, data_cfg) -> Dataset:
         if problems:
             bad.append((index, problems))
             continue
-        rows.append({PROMPT: prompt, ANSWER: answer, DEMONSTRATION: demo, **{c: row[c] for c in extra}})
+        rows.append(
+            {
+                PROMPT: prompt,
+                ANSWER: answer,
+                DEMONSTRATION: demo,
+                **{c: row[c] for c in extra},
+                SOURCE_ROW: index,
+            }
+        )
     if bad:
         detail = "; ".join(f"row {i}: empty {', '.join(p)}" for i, p in bad[:10])
         if data_cfg.on_bad_row == "error":
@@ -158,8 +167,11 @@ def swap_demonstrations(ds: Dataset, path: str) -> Dataset:
     return ds.remove_columns("demonstration").add_column("demonstration", new)
 
 
-def load_train_dataset(data_cfg, apply_pass_rates: bool = True) -> Dataset:
-    """The training set described by ``data_cfg``: normalised, demonstrations swapped, subset, ready."""
+def load_train_dataset(data_cfg, apply_pass_rates: bool = True, gold_style: str | None = None) -> Dataset:
+    """The training set described by ``data_cfg``: normalised, demonstrations swapped, subset, ready.
+
+    ``gold_style``: the reward's answer style; ``boxed`` grades every reference answer of the subset
+    against itself (:mod:`prefix_rft.data.gold_check`)."""
     ds = normalise_rows(_read_raw(data_cfg), data_cfg)
     if data_cfg.demonstrations_file:
         ds = swap_demonstrations(ds, data_cfg.demonstrations_file)
@@ -179,7 +191,7 @@ def load_train_dataset(data_cfg, apply_pass_rates: bool = True) -> Dataset:
     ds = take_subset(ds, data_cfg.fraction, data_cfg.max_samples, data_cfg.seed)
     if len(ds) == 0:
         raise DataError(f"no training rows left from {data_cfg.path or data_cfg.source}")
-    return ds
+    return check_gold_answers(ds, gold_style, data_cfg.path or data_cfg.source, data_cfg.on_bad_row)
 
 
 def drop_long_prompts(ds: Dataset, tokenizer, max_prompt_length: int, on_bad_row: str) -> Dataset:

@@ -67,6 +67,7 @@ def extract_answer(text: str, style: str = "boxed") -> str | None:
     return _last_braced(text)
 
 
+_PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _LIST_RE = re.compile(r"^\[(.*)\]$", re.S)
 _DOLLAR_RE = re.compile(r"(?<!\\)\$")  # a $ that is not an escaped \$
 
@@ -218,6 +219,27 @@ class Grader:
                         # Scoring the items 0 would under-report accuracy without a word.
                         raise GradingError(f"{_WORKER_HINT} ({len(pending)} items ungraded)") from err
         return scores
+
+    def self_grade(self, golds: list[str]) -> list[bool]:
+        """Whether each reference answer, boxed as a completion, is graded correct against itself by
+        math-verify itself (no string shortcut): False means no completion can ever score on it. Plain
+        numbers pass at once; each distinct other answer is parsed once, in the workers."""
+        normalized = [normalize_answer(normalize_gold(g)) for g in golds]
+        verdict: dict[str, bool] = {}
+        pending: list[tuple[int, str, str]] = []
+        for text in dict.fromkeys(normalized):
+            if _PLAIN_NUMBER.fullmatch(text):
+                verdict[text] = True
+            elif not text or extract_answer(f"\\boxed{{{text}}}", "boxed") != text:
+                verdict[text] = False  # empty or unbalanced braces: no box can hold it
+            else:
+                pending.append((len(pending), text, text))
+        if pending:
+            scores = [0.0] * len(pending)
+            with self._lock:
+                self._grade_in_workers(pending, scores)
+            verdict.update({text: score > 0 for (_, text, _), score in zip(pending, scores)})
+        return [verdict[text] for text in normalized]
 
     def _grade_in_workers(self, pending: list[tuple[int, str, str]], scores: list[float]) -> None:
         pool = self._get_pool()
