@@ -31,3 +31,12 @@ def test_metadata_builds_without_deprecation_warnings(tmp_path):
     metadata = (info / "METADATA").read_text()
     assert "License-Expression: Apache-2.0" in metadata and "License-File: LICENSE" in metadata
     assert (info / "licenses" / "LICENSE").read_text().lstrip().startswith("Apache License")
+
+
+def test_readme_says_to_activate_the_venv_before_the_first_command():
+    """After `make install` the console scripts live in .venv/bin, not on PATH: the README says so first."""
+    lines = (REPO_ROOT / "README.md").read_text().splitlines()
+    first_command = next(i for i, line in enumerate(lines) if line.startswith("prefix-rft-"))
+    activation = next(i for i, line in enumerate(lines) if ". .venv/bin/activate" in line)
+    assert activation < first_command
+    assert any("command not found" in line for line in lines[:first_command])
