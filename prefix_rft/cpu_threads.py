@@ -3,9 +3,9 @@
 torch's CPU kernels run on an OpenMP thread pool (one thread per core). By default GNU OpenMP lets a
 thread that waits at the end of a parallel region spin for a while before it sleeps. On cores shared
 with other processes, a spinning thread burns the time slice its partner needs to finish the region,
-and the tiny ops of a small model end a region every few microseconds: measured on the 2-core sandbox
-with other jobs running, the default job's steps took 56-106 s instead of ~10 s with waiting threads
-that sleep (tests/test_cpu_threads.py, benchmarks/README.md). ``OMP_WAIT_POLICY=PASSIVE`` makes them sleep.
+and a small model ends parallel regions at a high rate: measured on the 2-core sandbox with other jobs
+running, the default job's steps took 79-87 s, and 6-12 s with waiting threads that sleep (the table in
+benchmarks/README.md, "Threads on shared cores"). ``OMP_WAIT_POLICY=PASSIVE`` makes them sleep.
 
 OpenMP reads its environment once, when torch loads it, so :func:`apply_defaults` runs when ``prefix_rft``
 is imported (before any submodule imports torch); a value the user set is kept, and nothing changes if
