@@ -13,11 +13,15 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_ROOT = REPO_ROOT / "benchmarks" / "results"
+# Where a --quick run writes when no --out is given: outside the committed results (git ignores outputs/),
+# so a smoke run never replaces the measured numbers.
+QUICK_ROOT = REPO_ROOT / "outputs" / "benchmarks-quick"
 
 
-def output_dir(name: str, out: str | None) -> Path:
-    """``out`` if given, else ``benchmarks/results/<name>/``; created."""
-    path = Path(out) if out else RESULTS_ROOT / name
+def output_dir(name: str, out: str | None, quick: bool = False) -> Path:
+    """``out`` if given, else ``benchmarks/results/<name>/`` (``outputs/benchmarks-quick/<name>/`` for a
+    ``--quick`` run); created."""
+    path = Path(out) if out else (QUICK_ROOT if quick else RESULTS_ROOT) / name
     path.mkdir(parents=True, exist_ok=True)
     return path
 

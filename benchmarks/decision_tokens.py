@@ -585,7 +585,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     problems = ns.problems or (8 if ns.quick else 200)
     steps = ns.steps or (4 if ns.quick else RUN_STEPS)
     started = time.time()
-    out = output_dir(NAME, ns.out)
+    out = output_dir(NAME, ns.out, ns.quick)
     if ns.checkpoints:
         wanted = [int(x) for x in ns.checkpoint_steps.split(",") if x]
         rows = fork_candidates(ns.checkpoints, problems, ns.samples, wanted, not ns.no_accuracy)

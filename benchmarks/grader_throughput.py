@@ -236,7 +236,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print the tables, write ``grader_throughput.json`` and ``.png``."""
     ns = parse_args(argv)
-    out = output_dir(NAME, ns.out)
+    out = output_dir(NAME, ns.out, ns.quick)
     limit = ns.limit if ns.limit is not None else (100 if ns.quick else None)
     repeats = ns.repeats if ns.repeats is not None else (1 if ns.quick else 3)
     nproc = os.cpu_count() or 1

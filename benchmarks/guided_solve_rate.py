@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "machine": machine_info(),
         "wall_s": time.time() - started,
     }
-    out = output_dir(NAME, ns.out)
+    out = output_dir(NAME, ns.out, ns.quick)
     write_json(out / f"{NAME}.json", result)
     plot(rows, out / f"{NAME}.png")
     print(

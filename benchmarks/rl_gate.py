@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     steps = ns.steps or (4 if ns.quick else 300)
     problems = ns.problems or (16 if ns.quick else 200)
     levels = {1: problems, 2: problems, 3: ns.gate_problems or (problems if ns.quick else 400), 4: problems}
-    out = output_dir(NAME, ns.out)
+    out = output_dir(NAME, ns.out, ns.quick)
     overrides = ["algorithm=rft", f"trainer.max_steps={steps}"]
     if ns.quick:
         overrides.append("trainer.per_device_train_batch_size=16")

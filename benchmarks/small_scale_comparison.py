@@ -447,7 +447,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         3: problems,
         TRAINED_LEVEL: ns.trained_problems or (problems if ns.quick else 200),
     }
-    out = output_dir(results_name(model), ns.out)
+    out = output_dir(results_name(model), ns.out, ns.quick)
     prepared = {}
     if "pope" in names:
         todo = any(not (out / "runs" / "pope" / f"seed{seed}" / "result.json").exists() for seed in seeds)

@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the benchmark, print the table, write ``step_overhead.json`` and ``step_overhead.png``."""
     ns = parse_args(argv)
     opts = options(ns)
-    out = output_dir(NAME, ns.out)
+    out = output_dir(NAME, ns.out, ns.quick)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     start = time.perf_counter()
     result = run(opts)

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ns.model = ns.model or "tiny-warm"
     opts = step_overhead.options(ns)
     opts["backend"] = "vllm_colocate"
-    out = output_dir(NAME, ns.out)
+    out = output_dir(NAME, ns.out, ns.quick)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     start = time.perf_counter()
     result = step_overhead.run(opts)

@@ -168,6 +168,7 @@ def run_stage(cfg: DictConfig, stage: Stage, model, tokenizer, train_dataset, ma
     """Train one stage into its folder, resuming from its own checkpoints; returns (trainer, train output)."""
     from prefix_rft.config.build import STAGE_BUILDERS
     from prefix_rft.errors import TrainingError
+    from prefix_rft.training.model_card import install_model_card
     from prefix_rft.training.progress import install_progress_log
     from prefix_rft.training.run_folder import resume_request
 
@@ -175,6 +176,7 @@ def run_stage(cfg: DictConfig, stage: Stage, model, tokenizer, train_dataset, ma
     stage_cfg.output_dir = str(stage.output_dir)
     trainer = STAGE_BUILDERS[stage.kind](stage_cfg, model, tokenizer, train_dataset)
     install_progress_log(trainer)
+    install_model_card(trainer, cfg.model.name_or_path, cfg.algorithm.name, stage.kind)
     resume = resolve_resume(resume_request(cfg), stage.output_dir)
     output = trainer.train(resume_from_checkpoint=resume)
     if trainer.state.global_step == 0:
@@ -228,6 +230,7 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     from prefix_rft.config.algorithm_args import algorithm_from_config
     from prefix_rft.config.build import build_quantization_config
     from prefix_rft.config.lengths import prompt_length_limit
+    from prefix_rft.data.gold_check import gold_style
     from prefix_rft.data.sources import drop_long_prompts, heldout_records, load_train_dataset
     from prefix_rft.eval.heldout import heldout_accuracy, report_lines
     from prefix_rft.models.load import (
@@ -261,7 +264,7 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     # One checkpoint directory for trainer and vLLM, with model.config_overrides written into its config.
     model_path = with_config_overrides(cfg.model, resolve_model_path(cfg.model.name_or_path))
     tokenizer = load_tokenizer(cfg.model, model_path)
-    train_dataset = load_train_dataset(cfg.data)
+    train_dataset = load_train_dataset(cfg.data, gold_style=gold_style(cfg.reward.funcs))
     train_dataset = drop_long_prompts(train_dataset, tokenizer, prompt_length_limit(cfg), cfg.data.on_bad_row)
     check_enough_rows(cfg, entry.stages, len(train_dataset))
     quantization = build_quantization_config(cfg)
@@ -270,13 +273,14 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     ev = cfg.heldout_eval
     heldout = heldout_records(cfg.data) if ev.enabled else []
 
-    def evaluate(m) -> dict[str, float]:
+    def evaluate(m, label: str) -> dict[str, float]:
         if not heldout or not main_process:
             return {}
         return heldout_accuracy(
             m,
             tokenizer,
             heldout,
+            label=label,
             samples=ev.samples,
             greedy=ev.greedy,
             temperature=ev.temperature,
@@ -300,7 +304,7 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     )
     before = load_heldout_before(out_dir, measured_with) if main_process else {}
     if before is None:
-        before = evaluate(model)
+        before = evaluate(model, "before training")
         if before:
             save_heldout_before(out_dir, before, measured_with)
     summaries: list[dict[str, Any]] = []
@@ -333,7 +337,7 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
             }
         )
         trainer.save_model(str(out_dir))  # the final model also sits at the top of the run folder
-    after = evaluate(trainer.model)
+    after = evaluate(trainer.model, "after training")
     if cfg.peft.enabled and cfg.peft.merge_on_save and main_process:
         progress.info("merged model: %s", save_merged_model(trainer.model, tokenizer, out_dir / "merged"))
 

@@ -31,6 +31,23 @@ CASES = [
     ("50 \\text{ percent}", "50", 1),
     ("50\\text{\\%}", "50", 1),
     ("50%", "50", 1),
+    # a percentage in words, against a percent sign (math-verify's own cases; the rewrite once broke them)
+    ("28 percent", "$28\\%$", 1),
+    ("28 pct", "$28\\%$", 1),
+    ("28 percentage", "$28\\%$", 1),
+    ("29 percent", "$28\\%$", 0),
+    # a percentage equals its number and its value (decided in prefix_rft/rewards/answer_forms.py)
+    ("50\\%", "0.5", 1),
+    ("0.5", "50\\%", 1),
+    ("50\\%", "\\frac{1}{2}", 1),
+    ("50\\%", "0.6", 0),
+    ("60\\%", "0.5", 0),
+    # e-notation is the number it denotes
+    ("1e3", "1000", 1),
+    ("1000", "1e3", 1),
+    ("2.5E-2", "0.025", 1),
+    ("1e3", "100", 0),
+    ("2e", "2e", 1),  # not e-notation: left alone
     # units and text wrappers
     ("10 \\text{ cm}", "10", 1),
     ("\\text{10 cm}", "10", 1),
@@ -72,6 +89,10 @@ CASES = [
     ("\\$32,348", "\\$32,\\!348", 1),
     ("1,000", "100", 0),
     ("32,349", "\\$32,\\!348", 0),
+    ("32349", "32,\\! 349", 1),  # a separator followed by a space is still a separator
+    ("32,\\! 349", "32349", 1),
+    ("11,\\! 111,\\! 111,\\! 100", "11111111100", 1),
+    ("32,\\! 348", "32349", 0),
     ("(2,251,252)", "$(2,251,252)$", 1),
     ("2251252", "$(2,251,252)$", 0),
     # mixed numbers
@@ -144,11 +165,40 @@ def test_normalize_answer_rewrites():
     assert normalize_answer("\\text{10 cm}") == "10\\text{ cm}"
     assert normalize_answer("30°") == "30^\\circ"
     assert normalize_answer("1\\,000") == "1000"
-    assert normalize_answer("\\$32,\\!348") == "\\$32,348"
+    assert normalize_answer("\\$32,\\!348") == "\\$32348"
+    assert normalize_answer("32,\\! 349") == "32349"
+    assert normalize_answer("28 percent") == normalize_answer("28 pct") == "28"
+    assert normalize_answer("1e3") == "1\\times10^{3}"
+    assert normalize_answer("percentile") == "percentile"
     assert normalize_answer("\\textbf{(073)}") == "073"
     assert normalize_answer("5~\\mathrm{cm}") == "5 \\mathrm{cm}"
     assert normalize_answer("(1, 2)") == "(1, 2)"  # tuples and intervals are left alone
     assert normalize_answer("x \\in [1,3)") == "x \\in [1,3)"
+
+
+# (completion, reference answer, expected): several boxes against a reference answer that lists several answers
+SEVERAL_BOXES = [
+    ("so \\boxed{1}, \\boxed{2}, \\boxed{3}", "{1,2,3}", 1),
+    ("\\boxed{1} and \\boxed{2} and \\boxed{3}", "$${1,2,3}$$", 1),
+    ("$\\boxed{3}$, $\\boxed{1}$, $\\boxed{2}$", "1, 2, 3", 1),  # a list of answers: in any order
+    ("\\boxed{1}, \\boxed{2}", "{1,2,3}", 0),  # one missing
+    ("\\boxed{1}, \\boxed{2}, \\boxed{3}, \\boxed{4}", "{1,2,3}", 0),  # one too many
+    (
+        "first \\boxed{7}; so the roots are \\boxed{1}, \\boxed{2}, \\boxed{3}",
+        "1, 2, 3",
+        1,
+    ),  # prose parts runs
+    ("\\boxed{(1, 2)}, \\boxed{(2, 1)}", "(1,2),(2,1)", 1),
+    # a reference answer with one answer: the last box only, as before
+    ("\\boxed{1}, \\boxed{2}", "2", 1),
+    ("\\boxed{2}, \\boxed{1}", "2", 0),
+    ("\\boxed{1}, \\boxed{000}", "1,000", 0),  # 1,000 is one number, not a list
+]
+
+
+def test_several_boxes_against_several_answers(grader):
+    scores = grader.grade_many([c for c, _, _ in SEVERAL_BOXES], [g for _, g, _ in SEVERAL_BOXES])
+    assert [int(s) for s in scores] == [e for _, _, e in SEVERAL_BOXES]
 
 
 SHARED_FILES = ["math500", "aime24", "amc23", "minerva_math", "olympiadbench", "gsm8k"]

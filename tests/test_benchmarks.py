@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -211,3 +212,21 @@ def test_guided_solve_rate_quick(tmp_path, model_cache):
     assert tokens[0] == 0.0 < tokens[1] < tokens[2]  # longer ratios cut longer prefixes
     assert all(0.0 <= r["solve_rate"] <= r["solved_once"] <= 1.0 for r in data["rows"])
     assert "solve rate" in proc.stdout
+
+
+def test_quick_runs_write_outside_the_committed_results(tmp_path, monkeypatch):
+    """Every benchmark's --quick without --out goes to the quick folder; the committed results stay as they are."""
+    monkeypatch.setattr(_common, "RESULTS_ROOT", tmp_path / "results")
+    monkeypatch.setattr(_common, "QUICK_ROOT", tmp_path / "quick")
+    assert _common.output_dir("x", None, quick=True) == tmp_path / "quick" / "x"
+    assert _common.output_dir("x", None) == tmp_path / "results" / "x"
+    assert _common.output_dir("x", str(tmp_path / "mine"), quick=True) == tmp_path / "mine"
+    # The real script, in process: its files land in the quick folder only.
+    grader_throughput.main(["--quick", "--limit", "2", "--workers", "1", "--pathological", "0"])
+    assert (tmp_path / "quick" / "grader_throughput" / "grader_throughput.json").is_file()
+    assert not (tmp_path / "results" / "grader_throughput").exists()
+    # Each script that writes results hands its --quick flag to output_dir.
+    scripts = sorted(p for p in (REPO_ROOT / "benchmarks").glob("*.py") if "ns.out" in p.read_text())
+    assert len(scripts) >= 7
+    for path in scripts:
+        assert re.search(r"output_dir\([^()]*(\([^()]*\))?[^()]*, ns\.out, ns\.quick\)", path.read_text()), path.name

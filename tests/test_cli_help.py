@@ -105,8 +105,8 @@ def test_compare_header_zero_bars_and_comparable_averages(tmp_path):
     assert main([str(base), str(rft), "--out", str(out), "--paper-rows", "base"]) == 0
     md = (out / "comparison.md").read_text()
     assert "Runs: synthetic avg@4." in md and "avg@32" in md  # the runs' real k; the paper's own metrics
-    assert "| tiny-base |  |  |  |  |  |  | 0.0 | 0.0 |" in md
-    assert "the chart's avg group leaves out tiny-rft: its avg covers other benchmarks" in md
+    assert "| tiny-base |  |  |  |  |  |  | 0.0 |  |" in md  # its avg (synthetic) is not the paper's
+    assert "avg of tiny-rft (30.0) covers synthetic, not the avg column's AIME24, AIME25" in md
     assert (out / "comparison.png").read_bytes().startswith(b"\x89PNG")
 
     columns = ["synthetic", "avg"]
@@ -118,6 +118,46 @@ def test_compare_header_zero_bars_and_comparable_averages(tmp_path):
     bars = chart_bars(columns, rows, comparable={"paper: base"})
     assert bars[0] == ("tiny-base", [0.0, None], ["0.0", "n/a"])  # a 0% bar is labelled; avg left out
     assert bars[1] == ("paper: base", [None, 19.0], ["", "19.0"])
+
+
+def test_compare_never_puts_averages_over_different_benchmarks_in_one_column(tmp_path):
+    """A run evaluated on the synthetic task and one on held-out benchmarks: the table's avg column holds
+    only the averages over the set most rows share; the other is given in a note, not side by side."""
+    import csv
+
+    from prefix_rft.cli.compare import main
+
+    synth = _summary(tmp_path / "s", "synth", {"synthetic": 0.7})
+    held = _summary(tmp_path / "h", "held", {"MATH-500": 0.4, "AIME24": 0.5})
+    held2 = _summary(tmp_path / "h2", "held2", {"MATH-500": 0.6, "AIME24": 0.2})
+    out = tmp_path / "cmp"
+    assert main([str(synth), str(held), str(held2), "--out", str(out), "--no-plot"]) == 0
+    table = list(csv.reader((out / "comparison.csv").open()))
+    assert table[0] == ["run", "AIME24", "MATH-500", "synthetic", "avg"]
+    assert table[1] == ["synth", "", "", "70.0", ""]
+    assert table[2] == ["held", "50.0", "40.0", "", "45.0"]
+    assert table[3] == ["held2", "20.0", "60.0", "", "40.0"]
+    md = (out / "comparison.md").read_text()
+    assert "- avg of synth (70.0) covers synthetic, not the avg column's AIME24, MATH-500: left out" in md
+
+
+def test_compare_out_naming_a_file_is_one_line(tmp_path, capsys):
+    from prefix_rft.cli.compare import main
+
+    run = _summary(tmp_path / "r", "r", {"synthetic": 0.5})
+    target = tmp_path / "table.md"
+    target.write_text("keep me")
+    assert main([str(run), "--out", str(target), "--no-plot"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        f"prefix-rft-compare: error: --out {target} is a file; expected a folder for "
+        "comparison.md, comparison.csv, comparison.png"
+    )
+    assert target.read_text() == "keep me"
+    assert main([str(run), "--out", str(target / "sub"), "--no-plot"]) == 2  # a file as a parent
+    err = capsys.readouterr().err
+    assert err.startswith(f"prefix-rft-compare: error: cannot write into --out {target / 'sub'}: ")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_compare_refuses_a_broken_summary(tmp_path):

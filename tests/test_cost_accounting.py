@@ -495,7 +495,12 @@ def test_compare_shows_cost_next_to_accuracy_and_plots_it(tmp_path):
         "0.01",
         "",
     ]
-    assert table[2][:5] == ["luffy", "", "25.0", "25.0", "12"] and table[2][-2] == "0.02"
+    # luffy's avg covers heldout, not the avg column's MATH-500: left out of the column (and the cost plot)
+    assert table[2][:5] == ["luffy", "", "25.0", "", "12"] and table[2][-2] == "0.02"
+    assert (
+        "avg of luffy (25.0) covers heldout, not the avg column's MATH-500"
+        in (out / "comparison.md").read_text()
+    )
     png = (out / "accuracy_vs_flops.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 5000
     assert not (out / "comparison.png").exists()

@@ -9,9 +9,10 @@ folder (its ``metrics.json``: the held-out accuracy after training is the score)
 then avg) and ``comparison.png`` (grouped bars; needs matplotlib, ``--no-plot`` skips it).
 ``--paper`` adds the paper's published Qwen2.5-Math-7B rows (prefix_rft/eval/paper_results.py) as
 reference rows. The header names each benchmark's metric as the runs measured it (avg@k / pass@1);
-every bar is labelled with its value (a 0% bar too); the chart's ``avg`` group shows only averages
-over the same benchmarks as the paper's rows (or as most runs), since an average over other
-benchmarks is not comparable.
+every bar is labelled with its value (a 0% bar too). The ``avg`` column (table, CSV and chart alike) holds
+only averages over the same benchmarks as the paper's rows (or as most runs): an average over other
+benchmarks is not comparable, so its cell is left empty and a note under the table gives it with the
+benchmarks it covers.
 
 Cost: when a run's training ``metrics.json`` can be found (the evaluated model is a run folder), its cost
 (prefix_rft/cost/estimate.py) follows the scores: rollouts, tokens generated and trained, FLOPs, training
@@ -82,11 +83,6 @@ def build_table(
         scores = {k: (None if v is None else 100 * v) for k, v in score_row(summary).items()}
         rows.append((unique, scores))
         names += [c for c in summary["benchmarks"]]
-        covered = summary["average"].get("benchmarks", [])
-        if paper_rows and set(covered) != set(PAPER_COLUMNS):
-            notes.append(
-                f"avg of {unique} covers {', '.join(covered) or 'no benchmark'}, not the paper's six"
-            )
     for method in paper_rows:
         if method not in PAPER_RESULTS:
             raise ValueError(f"paper row {method!r} is unknown; expected one of {list(PAPER_RESULTS)}")
@@ -127,6 +123,28 @@ def comparable_averages(coverage: dict[str, tuple], paper: bool) -> set[str]:
         sets = [frozenset(c) for c in coverage.values()]
         target = max(sets, key=sets.count)
     return {label for label, cover in coverage.items() if set(cover) == target}
+
+
+def blank_incomparable_averages(
+    rows, coverage: dict[str, tuple], comparable: set[str]
+) -> tuple[list[tuple[str, dict[str, float | None]]], list[str]]:
+    """``rows`` with the ``avg``/``avg_ood`` cells of rows outside ``comparable`` emptied, and one note per
+    emptied row giving its own average and what it covers: one column must not hold averages over
+    different benchmark sets side by side (a synthetic 71.9 next to a held-out 43.8)."""
+    target = next((coverage[label] for label, _ in rows if label in comparable), ())
+    out, notes = [], []
+    for label, scores in rows:
+        if label in comparable or all(scores.get(c) is None for c in ("avg", "avg_ood")):
+            out.append((label, scores))
+            continue
+        own = ", ".join(coverage.get(label, ())) or "no benchmark"
+        value = scores.get("avg")
+        notes.append(
+            f"avg of {label} ({_fmt(value) or 'n/a'}) covers {own}, not the avg column's "
+            f"{', '.join(target) or 'benchmarks'}: left out of the avg column and the chart's avg group"
+        )
+        out.append((label, {k: v for k, v in scores.items() if k not in ("avg", "avg_ood")}))
+    return out, notes
 
 
 def _fmt(value: float | None) -> str:
@@ -183,12 +201,7 @@ def chart_bars(
         texts: list[str] = []
         for c in columns:
             value = scores.get(c)
-            if (
-                c in ("avg", "avg_ood")
-                and comparable is not None
-                and label not in comparable
-                and value is not None
-            ):
+            if c in ("avg", "avg_ood") and comparable is not None and label not in comparable:
                 heights.append(None)
                 texts.append("n/a")
                 continue
@@ -276,11 +289,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"prefix-rft-compare: error: {err}", file=sys.stderr)
         return 2
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        print(
+            f"prefix-rft-compare: error: --out {out} is a file; expected a folder for {', '.join(OUTPUT_FILES)}",
+            file=sys.stderr,
+        )
+        return 2
     metrics = metric_labels(runs)
-    comparable = comparable_averages(averaged_over(runs, rows, paper_rows), bool(paper_rows))
-    for label in [label for label, _ in rows if label not in comparable]:
-        notes.append(f"the chart's avg group leaves out {label}: its avg covers other benchmarks")
-    written = write_tables(columns, rows, notes, out, bool(paper_rows), metrics, costs)
+    coverage = averaged_over(runs, rows, paper_rows)
+    comparable = comparable_averages(coverage, bool(paper_rows))
+    rows, blanked = blank_incomparable_averages(rows, coverage, comparable)
+    notes += blanked
+    try:
+        written = write_tables(columns, rows, notes, out, bool(paper_rows), metrics, costs)
+    except OSError as err:  # a parent that is a file, no permission: one line, not a traceback
+        print(
+            f"prefix-rft-compare: error: cannot write into --out {out}: {err.strerror or err}",
+            file=sys.stderr,
+        )
+        return 2
     try:
         if not args.no_plot:
             written.append(plot(columns, rows, out / "comparison.png", metrics, comparable))
@@ -293,7 +320,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             ]
             if len(points) < len(costs):
                 print(
-                    f"prefix-rft-compare: {len(costs) - len(points)} run(s) without {axis} left out of the plot"
+                    f"prefix-rft-compare: {len(costs) - len(points)} run(s) without {axis} or without a "
+                    "comparable avg left out of the plot"
                 )
             written.append(plot_accuracy_vs_cost(points, axis, out / f"accuracy_vs_{axis}.png"))
     except RuntimeError as err:

@@ -17,6 +17,23 @@ import json
 from pathlib import Path
 
 
+def check_output_file(out: Path, overwrite: bool) -> None:
+    """Refuse, before any model is loaded, an ``--out`` that exists (without ``--overwrite``), is a folder,
+    or whose folder does not exist."""
+    from prefix_rft.errors import ConfigError, RunFolderError
+
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder; expected a .jsonl file to write")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out {out}: its folder {out.parent} does not exist")
+    if out.exists() and not overwrite:
+        with open(out, "rb") as f:
+            lines = sum(1 for line in f if line.strip())
+        raise RunFolderError(
+            f"--out {out} already exists ({lines} lines); pass --overwrite to replace it, or choose another file"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: write one ``{problem, pass_rate}`` JSON line per training problem."""
     parser = argparse.ArgumentParser(
@@ -24,6 +41,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--model", required=True, help="hub id, local dir or builtin:<preset>")
     parser.add_argument("--out", required=True, help="output JSONL of {problem, pass_rate}")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace --out if it exists (refused without this flag)"
+    )
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--temperature", type=float, default=1.0)
     parser.add_argument("--max-new-tokens", type=int, default=256)
@@ -52,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
 
     cfg = compose_config([f"model.name_or_path={args.model}", "output_dir=unused", *args.overrides])
     with report_user_errors("prefix-rft-pass-rates"):
+        check_output_file(Path(args.out), args.overwrite)
         check_model_path(cfg.model.name_or_path, "--model")
         dataset = load_train_dataset(cfg.data, apply_pass_rates=False)
         path = resolve_model_path(cfg.model.name_or_path)
@@ -64,7 +85,11 @@ def main(argv: list[str] | None = None) -> None:
             max_new_tokens=args.max_new_tokens,
             prefix_ratios=ratios,
         )
-    Path(args.out).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # Written beside the target and renamed: an interrupted write never leaves a half file under --out.
+    out = Path(args.out)
+    tmp = out.with_name(f".{out.name}.partial")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(out)
     hard = sum(r["pass_rate"] == 0 for r in rows)
     print(f"wrote {len(rows)} pass rates to {args.out}; {hard} problems never solved")
     if ratios:

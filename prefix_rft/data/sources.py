@@ -15,6 +15,7 @@ from typing import Any
 from datasets import Dataset
 
 from prefix_rft.data.columns import ANSWER, DEMONSTRATION, PROMPT
+from prefix_rft.data.gold_check import SOURCE_ROW, check_gold_answers
 from prefix_rft.data.prompts import build_prompt
 from prefix_rft.data.subsets import load_pass_rates, problem_key, select_hard, take_subset
 from prefix_rft.errors import DataError
@@ -53,12 +54,19 @@ def _read_raw(data_cfg) -> Dataset:
         raise DataError(f"data.path must be set for data.source={data_cfg.source}")
     if data_cfg.source == "local":
         return read_local_table(data_cfg.path, "data.path", data_cfg.on_bad_row)
+    from prefix_rft.hub import go_offline, hub_unreachable_reason, unreachable_hint
+
+    unreachable = hub_unreachable_reason()
+    if unreachable:  # only the local cache can serve it: no minute of retries before the error
+        go_offline()
     try:
         return load_dataset(data_cfg.path, split=data_cfg.split)
-    except Exception as err:  # the hub is unreachable offline: say what to do instead
+    except Exception as err:  # say what to do instead
+        local = "download it where you have network access and use data.source=local data.path=<file>"
+        if unreachable:
+            raise DataError(unreachable_hint(data_cfg.path, "data.path", unreachable, local)) from err
         raise DataError(
-            f"could not load data.path={data_cfg.path} (split {data_cfg.split}) from the hub: {err}. "
-            "Download it where you have network access and use data.source=local data.path=<file>."
+            f"could not load data.path={data_cfg.path} (split {data_cfg.split}) from the hub: {err}; {local}"
         ) from err
 
 
@@ -123,7 +131,15 @@ def normalise_rows(raw: Dataset, data_cfg) -> Dataset:
         if problems:
             bad.append((index, problems))
             continue
-        rows.append({PROMPT: prompt, ANSWER: answer, DEMONSTRATION: demo, **{c: row[c] for c in extra}})
+        rows.append(
+            {
+                PROMPT: prompt,
+                ANSWER: answer,
+                DEMONSTRATION: demo,
+                **{c: row[c] for c in extra},
+                SOURCE_ROW: index,
+            }
+        )
     if bad:
         detail = "; ".join(f"row {i}: empty {', '.join(p)}" for i, p in bad[:10])
         if data_cfg.on_bad_row == "error":
@@ -151,8 +167,11 @@ def swap_demonstrations(ds: Dataset, path: str) -> Dataset:
     return ds.remove_columns("demonstration").add_column("demonstration", new)
 
 
-def load_train_dataset(data_cfg, apply_pass_rates: bool = True) -> Dataset:
-    """The training set described by ``data_cfg``: normalised, demonstrations swapped, subset, ready."""
+def load_train_dataset(data_cfg, apply_pass_rates: bool = True, gold_style: str | None = None) -> Dataset:
+    """The training set described by ``data_cfg``: normalised, demonstrations swapped, subset, ready.
+
+    ``gold_style``: the reward's answer style; ``boxed`` grades every reference answer of the subset
+    against itself (:mod:`prefix_rft.data.gold_check`)."""
     ds = normalise_rows(_read_raw(data_cfg), data_cfg)
     if data_cfg.demonstrations_file:
         ds = swap_demonstrations(ds, data_cfg.demonstrations_file)
@@ -172,7 +191,7 @@ def load_train_dataset(data_cfg, apply_pass_rates: bool = True) -> Dataset:
     ds = take_subset(ds, data_cfg.fraction, data_cfg.max_samples, data_cfg.seed)
     if len(ds) == 0:
         raise DataError(f"no training rows left from {data_cfg.path or data_cfg.source}")
-    return ds
+    return check_gold_answers(ds, gold_style, data_cfg.path or data_cfg.source, data_cfg.on_bad_row)
 
 
 def drop_long_prompts(ds: Dataset, tokenizer, max_prompt_length: int, on_bad_row: str) -> Dataset:

@@ -9,6 +9,8 @@ per-problem scores from which :func:`paired_difference` gives an interval for be
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 
 import torch
 
@@ -24,13 +26,15 @@ def sample_completions(
     max_new_tokens: int = 96,
     batch_size: int = 32,
     seed: int = 0,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> tuple[list[list[str]], list[list[float]]]:
     """``samples`` completions per record ({prompt, answer}) and their grades (1/0), in record order.
 
     ``temperature`` 0 is greedy decoding (then one sample per record is enough). A record with
     ``prefix_ids`` (token ids) continues them after the generation prompt, as a guided row of
     ``algorithm=prefix_in_prompt`` does: prefix + continuation stay within ``max_new_tokens``, and the
-    returned (and graded) text is the prefix's text followed by the continuation.
+    returned (and graded) text is the prefix's text followed by the continuation. ``on_batch(done,
+    total)`` is called after each graded batch with the number of records done so far.
     """
     from prefix_rft.eval.loop import graded_batches
 
@@ -77,6 +81,8 @@ def sample_completions(
         ):
             completions.extend(texts)
             scores.extend(g.score for g in graded)
+            if on_batch is not None:
+                on_batch(len(completions) // samples, len(records))
     finally:
         tokenizer.padding_side = old_side
         model.train(was_training)
@@ -132,8 +138,29 @@ def _summarise(records, completions, scores, prefix: str) -> dict:
     return out
 
 
+def _progress(label: str | None, what: str, started: float) -> Callable[[int, int], None] | None:
+    """A batch callback logging ``held-out <label>: <what> 64/128 problems (12 s)`` on the progress logger."""
+    if label is None:
+        return None
+    from prefix_rft.training.progress import logger
+
+    def report(done: int, total: int) -> None:
+        logger.info(
+            "held-out %s: %s %d/%d problems (%.0f s)", label, what, done, total, time.perf_counter() - started
+        )
+
+    return report
+
+
 def heldout_accuracy(
-    model, tokenizer, records: list[dict], *, samples: int = 4, greedy: bool = False, **kwargs
+    model,
+    tokenizer,
+    records: list[dict],
+    *,
+    samples: int = 4,
+    greedy: bool = False,
+    label: str | None = None,
+    **kwargs,
 ) -> dict:
     """Held-out metrics of ``model`` on ``records`` ({prompt, answer[, num_steps, problem]}).
 
@@ -141,17 +168,39 @@ def heldout_accuracy(
     (``accuracy/steps_<k>``); ``process/*`` are the synthetic task's working checks; ``chance/*`` the
     set's chance baselines; ``per_problem`` the mean score of each record (for paired comparisons).
     ``greedy=True`` adds the same under ``greedy/`` for greedy decoding. ``kwargs``: temperature,
-    max_new_tokens, batch_size, seed (see :func:`sample_completions`).
+    max_new_tokens, batch_size, seed (see :func:`sample_completions`). ``label`` (e.g. ``before training``):
+    log a start line and one progress line per batch, as training logs its steps, so that the minute an
+    evaluation takes on CPU is not silent.
     """
     from prefix_rft.eval.chance import chance_baselines
 
     if not records:
         return {}
-    completions, scores = sample_completions(model, tokenizer, records, samples=samples, **kwargs)
+    started = time.perf_counter()
+    if label is not None:
+        from prefix_rft.training.progress import logger
+
+        logger.info(
+            "held-out %s: evaluating %d problems (%d samples each%s)",
+            label,
+            len(records),
+            samples,
+            " + greedy" if greedy else "",
+        )
+    completions, scores = sample_completions(
+        model, tokenizer, records, samples=samples, on_batch=_progress(label, "sampled", started), **kwargs
+    )
     result = _summarise(records, completions, scores, "")
     if greedy:
         greedy_kwargs = {**kwargs, "temperature": 0.0}
-        completions, scores = sample_completions(model, tokenizer, records, samples=1, **greedy_kwargs)
+        completions, scores = sample_completions(
+            model,
+            tokenizer,
+            records,
+            samples=1,
+            on_batch=_progress(label, "greedy", started),
+            **greedy_kwargs,
+        )
         result.update(_summarise(records, completions, scores, "greedy/"))
     chance = chance_baselines([_problem_text(r) for r in records], [str(r["answer"]) for r in records])
     result.update({f"chance/{k}": v for k, v in chance.items()})

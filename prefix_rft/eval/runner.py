@@ -16,12 +16,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from prefix_rft.errors import ConfigError
 from prefix_rft.eval.config import EvalConfig
 from prefix_rft.eval.generate import SamplingSettings, encode_prompts, sample_seed
 from prefix_rft.eval.loop import graded_batches
@@ -152,21 +154,45 @@ def run_evaluation(cfg: EvalConfig | Mapping[str, Any], generator=None, grader=N
     The model is only loaded when some sample is still missing.
     """
     from prefix_rft.eval.config import to_eval_config, validate_eval_config
-    from prefix_rft.eval.report import summarize, write_summary
     from prefix_rft.eval.suites import load_benchmarks
 
     c = to_eval_config(cfg)
     validate_eval_config(c)
     out_dir = Path(c.output_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(
+            f"output_dir={out_dir} is a file; expected a folder for {SAMPLES_FILE} and the summary"
+        )
+    samples_path = out_dir / SAMPLES_FILE
+    # Everything the user can get wrong is checked before the folder is made: the benchmarks' files and
+    # (for a fresh folder) the model, so that a refusal leaves no folder and prints no sample count.
+    records = load_benchmarks(
+        c.benchmarks, data_file=c.data_file, data_dir=c.data_dir, synthetic=c.synthetic, max_items=c.max_items
+    )
+    source = None
+    if generator is None and (c.overwrite or not samples_path.is_file()):
+        from prefix_rft.eval.generate import resolve_model_source
+
+        source = resolve_model_source(c.model_path, c.adapter_path, options=c.model_options())
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _evaluate_into(c, out_dir, records, generator, grader, source)
+    except BaseException:
+        # A run that made the folder and failed before its first sample leaves nothing behind.
+        if created and (not samples_path.is_file() or samples_path.stat().st_size == 0):
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def _evaluate_into(c: EvalConfig, out_dir: Path, records, generator, grader, source) -> dict:
+    """The body of :func:`run_evaluation` once the folder exists: resume, generate, grade, summarise."""
+    from prefix_rft.eval.report import summarize, write_summary
+
     samples_path = out_dir / SAMPLES_FILE
     if c.overwrite and samples_path.exists():
         samples_path.unlink()
     check_fingerprint(out_dir, c, c.overwrite)
-
-    records = load_benchmarks(
-        c.benchmarks, data_file=c.data_file, data_dir=c.data_dir, synthetic=c.synthetic, max_items=c.max_items
-    )
     k_by_bench = {name: c.samples or get_spec(name).samples for name in records}
     dropped = repair_tail(samples_path)
     if dropped:
@@ -183,7 +209,7 @@ def run_evaluation(cfg: EvalConfig | Mapping[str, Any], generator=None, grader=N
 
             grader = Grader(num_workers=c.grader_workers, timeout=c.grader_timeout)
         if generator is None:
-            generator = build_generator(c)
+            generator = build_generator(c, source)
         sampling = SamplingSettings(c.temperature, c.top_p, c.max_new_tokens, c.seed)
         wanted = {(r["benchmark"], r["id"]): r for r, _ in todo}
         keys = list(wanted)
@@ -227,9 +253,11 @@ def run_evaluation(cfg: EvalConfig | Mapping[str, Any], generator=None, grader=N
     return summary
 
 
-def build_generator(c: EvalConfig):
-    """The configured backend with the configured model (see prefix_rft.eval.generate)."""
+def build_generator(c: EvalConfig, source=None):
+    """The configured backend with the configured model (``source``: already resolved, see
+    prefix_rft.eval.generate)."""
     from prefix_rft.eval.generate import make_generator, resolve_model_source
 
-    source = resolve_model_source(c.model_path, c.adapter_path, options=c.model_options())
+    if source is None:
+        source = resolve_model_source(c.model_path, c.adapter_path, options=c.model_options())
     return make_generator(c.backend, source, c.vllm)

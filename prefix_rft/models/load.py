@@ -49,8 +49,9 @@ def _looks_local(name_or_path: str) -> bool:
 
 def check_model_path(name_or_path: str, key: str = "model.name_or_path") -> None:
     """Refuse, before anything is loaded, a model location that cannot work: a local path that does not
-    exist or holds no saved model (``config.json``), or an unknown ``builtin:`` preset. Hub ids are
-    left to ``from_pretrained`` (whose failures :func:`load_tokenizer` / :func:`load_model` report)."""
+    exist or holds no saved model (``config.json``), an unknown ``builtin:`` preset, or a hub id when the
+    hub is not reachable and the local cache does not hold it (:func:`prefix_rft.hub.require_hub_or_cache`).
+    Other hub failures are left to ``from_pretrained`` (:func:`load_tokenizer` / :func:`load_model` report them)."""
     expected = (
         "a checkpoint folder (with config.json), a hub id such as Qwen/Qwen2.5-Math-7B, or builtin:tiny-warm"
     )
@@ -73,6 +74,10 @@ def check_model_path(name_or_path: str, key: str = "model.name_or_path") -> None
             )
     elif _looks_local(name_or_path):
         raise ModelLoadError(f"{key}={name_or_path} does not exist; expected {expected}")
+    else:  # a hub id: without network, fail now in one line rather than after a minute of retries
+        from prefix_rft.hub import require_hub_or_cache
+
+        require_hub_or_cache(name_or_path, key)
 
 
 def _load_failure(what: str, path: str, err: Exception) -> ModelLoadError:

@@ -18,7 +18,7 @@ import re
 import threading
 
 from prefix_rft.errors import GradingError
-from prefix_rft.rewards.answer_forms import normalize_answer
+from prefix_rft.rewards.answer_forms import normalize_answer, percent_as_value
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,49 @@ def _last_braced(text: str) -> str | None:
     return None  # unbalanced
 
 
+def _boxes(text: str) -> list[tuple[int, int, str]]:
+    """Every balanced ``\\boxed{...}``/``\\fbox{...}`` as (start, end, content), in order (nested ones inside
+    another box are part of it)."""
+    out: list[tuple[int, int, str]] = []
+    pos = 0
+    while True:
+        found = [(text.find(op, pos), op) for op in _BOX_OPENERS]
+        found = [(i, op) for i, op in found if i >= 0]
+        if not found:
+            return out
+        start, op = min(found)
+        depth, i = 1, start + len(op)
+        for j in range(i, len(text)):
+            if text[j] == "{":
+                depth += 1
+            elif text[j] == "}":
+                depth -= 1
+                if depth == 0:
+                    out.append((start, j + 1, text[i:j].strip()))
+                    pos = j + 1
+                    break
+        else:
+            return out  # unbalanced: nothing after it is read
+
+
+# Between two boxes of one final answer: separators only ("\boxed{1}, \boxed{2} and \boxed{3}").
+_BOX_JOINER = re.compile(r"[\s,;$.]*(?:(?:and|or|&)[\s,;$.]*)?")
+
+
+def final_boxes(text: str) -> list[str]:
+    """The contents of the boxes that end ``text`` together: the last box and the boxes before it that only
+    separators (commas, "and", ``$``, spaces) part from it. Empty when the text has no complete box."""
+    boxes = _boxes(text)
+    if not boxes:
+        return []
+    run = [boxes[-1]]
+    for prev in reversed(boxes[:-1]):
+        if not _BOX_JOINER.fullmatch(text[prev[1] : run[0][0]]):
+            break
+        run.insert(0, prev)
+    return [content for _, _, content in run]
+
+
 def extract_answer(text: str, style: str = "boxed") -> str | None:
     """The final answer in ``text``.
 
@@ -67,6 +110,7 @@ def extract_answer(text: str, style: str = "boxed") -> str | None:
     return _last_braced(text)
 
 
+_PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _LIST_RE = re.compile(r"^\[(.*)\]$", re.S)
 _DOLLAR_RE = re.compile(r"(?<!\\)\$")  # a $ that is not an escaped \$
 
@@ -94,6 +138,42 @@ def normalize_gold(gold: str) -> str:
     if re.fullmatch(r"-?\d+\.0+", g):
         g = g.split(".")[0]
     return g
+
+
+_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+
+
+def has_several_answers(gold: str) -> bool:
+    """Whether a reference answer lists several answers (``1, 2, 3``, ``{1,2,3}``, ``(1, 2)``): a comma at
+    the top level of the answer, or of its one enclosing pair of brackets; ``1,000`` is one number."""
+    g = gold.strip()
+    if _THOUSANDS.fullmatch(g):
+        return False
+    if len(g) >= 2 and g[0] + g[-1] in ("{}", "()", "[]"):
+        g = g[1:-1]
+    elif g.startswith("\\{") and g.endswith("\\}"):
+        g = g[2:-2]
+    depth = 0
+    for ch in g:
+        if ch in "{([":
+            depth += 1
+        elif ch in "})]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            return True
+    return False
+
+
+def prediction(text: str, gold: str, style: str = "boxed") -> str | None:
+    """What a completion answers, for a reference answer ``gold``: the last box; when ``gold`` lists several
+    answers and the completion ends with several boxes (``\\boxed{1}, \\boxed{2}, \\boxed{3}``), those boxes
+    joined with commas, compared as one list (so their order does not matter where math-verify treats the
+    list as a set)."""
+    if style == "boxed" and has_several_answers(normalize_gold(gold)):
+        run = final_boxes(text)
+        if len(run) > 1:
+            return ", ".join(run)
+    return extract_answer(text, style)
 
 
 def _quick_equal(pred: str, gold: str) -> bool:
@@ -149,9 +229,13 @@ class Grader:
         timeout: float = 5.0,
         style: str = "boxed",
         inner_timeout: int | None = None,
+        answer_forms: bool = True,
     ) -> None:
         """``timeout``: seconds an item may take (outer guard); ``inner_timeout``: math-verify's own
-        alarm inside the worker (default: ``timeout``), which ends most slow items without a kill."""
+        alarm inside the worker (default: ``timeout``), which ends most slow items without a kill.
+        ``answer_forms=False``: plain math-verify on the last box (no rewrites of
+        :mod:`~prefix_rft.rewards.answer_forms`, no multi-box answers), as a baseline."""
+        self.answer_forms = answer_forms
         self.num_workers, self.timeout, self.style = max(1, num_workers), timeout, style
         self.inner_timeout = inner_timeout if inner_timeout is not None else max(1, int(timeout))
         self.num_timeouts = 0
@@ -197,14 +281,27 @@ class Grader:
         scores = [0.0] * len(completions)
         pending: list[tuple[int, str, str]] = []
         for i, (text, gold) in enumerate(zip(completions, golds)):
-            pred = extract_answer(text, self.style)
-            if pred is None:
+            raw = (
+                prediction(text, gold, self.style) if self.answer_forms else extract_answer(text, self.style)
+            )
+            if raw is None:
                 continue
-            pred, gold = normalize_answer(pred), normalize_answer(normalize_gold(gold))
-            if _quick_equal(pred, gold):
+            raw_gold = normalize_gold(gold)
+            if not self.answer_forms:
+                pairs = [(raw, raw_gold)]
+            else:
+                # The rewritten forms, and the forms as written: the rewrites only add matches (a case
+                # math-verify gets right by itself stays right).
+                pred_n, gold_n = normalize_answer(raw), normalize_answer(raw_gold)
+                pairs = [(pred_n, gold_n), (raw, raw_gold)]
+                pred_v, gold_v = percent_as_value(raw), percent_as_value(raw_gold)
+                if pred_v is not None or gold_v is not None:  # a percentage also equals its value
+                    pairs.append((pred_v or pred_n, gold_v or gold_n))
+                pairs = list(dict.fromkeys(pairs))
+            if any(_quick_equal(p, g) for p, g in pairs):
                 scores[i] = 1.0
             else:
-                pending.append((i, pred, gold))
+                pending += [(i, p, g) for p, g in pairs]
         if not pending:
             return scores
         with self._lock:
@@ -219,6 +316,27 @@ class Grader:
                         raise GradingError(f"{_WORKER_HINT} ({len(pending)} items ungraded)") from err
         return scores
 
+    def self_grade(self, golds: list[str]) -> list[bool]:
+        """Whether each reference answer, boxed as a completion, is graded correct against itself by
+        math-verify itself (no string shortcut): False means no completion can ever score on it. Plain
+        numbers pass at once; each distinct other answer is parsed once, in the workers."""
+        normalized = [normalize_answer(normalize_gold(g)) for g in golds]
+        verdict: dict[str, bool] = {}
+        pending: list[tuple[int, str, str]] = []
+        for text in dict.fromkeys(normalized):
+            if _PLAIN_NUMBER.fullmatch(text):
+                verdict[text] = True
+            elif not text or extract_answer(f"\\boxed{{{text}}}", "boxed") != text:
+                verdict[text] = False  # empty or unbalanced braces: no box can hold it
+            else:
+                pending.append((len(pending), text, text))
+        if pending:
+            scores = [0.0] * len(pending)
+            with self._lock:
+                self._grade_in_workers(pending, scores)
+            verdict.update({text: score > 0 for (_, text, _), score in zip(pending, scores)})
+        return [verdict[text] for text in normalized]
+
     def _grade_in_workers(self, pending: list[tuple[int, str, str]], scores: list[float]) -> None:
         pool = self._get_pool()
         futures = [(i, pool.submit(_worker_grade, p, g, self.inner_timeout)) for i, p, g in pending]
@@ -229,7 +347,8 @@ class Grader:
             if fut in done:
                 if isinstance(fut.exception(), cf.process.BrokenProcessPool):
                     raise fut.exception()
-                scores[i] = 1.0 if fut.exception() is None and fut.result() else 0.0
+                if fut.exception() is None and fut.result():  # an item may have several pairs: any match
+                    scores[i] = 1.0
         if not_done:
             self.num_timeouts += len(not_done)
             logger.warning("grading timed out on %d items; scoring them 0", len(not_done))

@@ -4,7 +4,13 @@ Answer styles:
 
 * ``boxed``: math. The prediction is the last ``\\boxed{}``; it is correct when math-verify finds it
   equivalent to the reference (through :class:`~prefix_rft.rewards.grader.Grader`: strings that match
-  are scored at once, the rest in time-bounded worker processes).
+  are scored at once, the rest in time-bounded worker processes), as written or after the answer-form
+  rewrites of :mod:`~prefix_rft.rewards.answer_forms` (which only add matches).
+  Several boxes: when the reference lists several answers (``{1,2,3}``, ``1, 2, 3``, ``(1,2),(2,1)``)
+  and the completion ends with several boxes parted only by commas, "and"/"or" or ``$``
+  (``\\boxed{1}, \\boxed{2}, \\boxed{3}``), those boxes together are the prediction, compared as one
+  list (each answer once, in any order where math-verify reads the list as a set). Against a reference
+  with one answer, only the last box counts: hedging with several boxes earns nothing extra.
 * ``choice``: multiple choice (ARC-c, GPQA-diamond, MMLU-Pro). The prediction is a letter (see
   :func:`extract_choice`); it is correct when it equals the reference letter.
 """

@@ -198,10 +198,25 @@ def load_hub(
     """Records of a hub dataset through ``datasets.load_dataset`` (needs network or a warm HF cache)."""
     from datasets import load_dataset
 
+    from prefix_rft.hub import go_offline, hub_unreachable_reason, unreachable_hint
+
     name = benchmark or canonical_name(hub_id.rsplit("/", 1)[-1]) or hub_id.rsplit("/", 1)[-1]
+    unreachable = hub_unreachable_reason()
+    if unreachable:  # only the local cache can serve it: no minute of retries before the error
+        go_offline()
     try:
         ds = load_dataset(hub_id, config, split=split)
     except Exception as err:  # offline or unknown id: say which id and what to do instead
+        if unreachable:
+            raise BenchmarkError(
+                unreachable_hint(
+                    hub_id,
+                    f"benchmark {name} from hub id",
+                    unreachable,
+                    "pass a local file (benchmarks=[path.jsonl]), data_dir=<folder of JSONL files> or "
+                    "data_file=<LUFFY parquet>",
+                )
+            ) from err
         raise BenchmarkError(
             f"could not load benchmark {name} from the hub id {hub_id!r} (config {config}, split {split}): "
             f"{type(err).__name__}: {err}. Without network access, download it elsewhere and pass a local "

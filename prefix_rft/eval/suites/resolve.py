@@ -49,6 +49,12 @@ def load_benchmarks(
     ``data_file`` means every benchmark in that file. ``max_items`` keeps the first N problems of each.
     """
     entries = list(entries)
+    if data_dir and not Path(data_dir).is_dir():
+        # A folder the user named: its absence is the problem to report, not the hub fallback's failure.
+        what = "is a file" if Path(data_dir).exists() else "does not exist"
+        raise BenchmarkError(
+            f"data_dir={data_dir} {what}; expected a folder of benchmark JSONL files (math500.jsonl, aime24.jsonl, ...)"
+        )
     if not entries:
         if not data_file:
             raise BenchmarkError("benchmarks is empty; name at least one benchmark or set data_file")
@@ -95,6 +101,14 @@ def load_benchmarks(
         if data_dir and spec.jsonl_file and (Path(data_dir) / spec.jsonl_file).is_file():
             add(name, load_jsonl(Path(data_dir) / spec.jsonl_file, benchmark=name))
             continue
+        if data_dir and spec.jsonl_file and not data_file:
+            # The user pointed at a local folder: a benchmark missing from it is not fetched from the hub.
+            held = sorted(p.name for p in Path(data_dir).glob("*.jsonl"))
+            raise BenchmarkError(
+                f"benchmark {name}: data_dir={data_dir} has no {spec.jsonl_file} (it holds "
+                f"{', '.join(held[:10]) or 'no .jsonl file'}); add the file, drop {name} from benchmarks, "
+                f"or pass hub:{spec.hub[0] if spec.hub else '<id>'} to fetch it from the hub"
+            )
         if spec.hub is not None:
             hub_id, config, split = spec.hub
             add(name, load_hub(hub_id, split, config, benchmark=name))
