@@ -229,4 +229,6 @@ def test_quick_runs_write_outside_the_committed_results(tmp_path, monkeypatch):
     scripts = sorted(p for p in (REPO_ROOT / "benchmarks").glob("*.py") if "ns.out" in p.read_text())
     assert len(scripts) >= 7
     for path in scripts:
-        assert re.search(r"output_dir\([^()]*(\([^()]*\))?[^()]*, ns\.out, ns\.quick\)", path.read_text()), path.name
+        assert re.search(r"output_dir\([^()]*(\([^()]*\))?[^()]*, ns\.out, ns\.quick\)", path.read_text()), (
+            path.name
+        )
