@@ -42,11 +42,14 @@ def main() -> None:
 
     import hydra
 
+    from prefix_rft.config.command_line import check_command_line
     from prefix_rft.config.compose import conf_dir
     from prefix_rft.errors import report_user_errors
     from prefix_rft.eval.config import register_eval_configs
 
     register_eval_configs()
+    # A typo (unknown key, a value of the wrong type) is one line and exit 2, before Hydra runs anything.
+    check_command_line(sys.argv[1:], conf_dir(), "eval", "prefix-rft-eval")
 
     def task(cfg: DictConfig) -> None:
         from prefix_rft.eval.report import pct
