@@ -64,8 +64,8 @@ class TrainingError(PrefixRFTError, RuntimeError):
     kind = "training error"
 
 
-class TrainingInterrupted(PrefixRFTError):
-    """The user stopped the run (Ctrl-C); the message says where, the last checkpoint and how to resume."""
+class Interrupted(PrefixRFTError):
+    """The user stopped a run or an evaluation (Ctrl-C); the message says where, and how to resume."""
 
     kind = "interrupted"
     # The shell's status for a process ended by SIGINT.

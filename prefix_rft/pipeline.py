@@ -226,7 +226,7 @@ def run_training(cfg: DictConfig, overrides: list[str] | None = None) -> dict[st
     value counts as set.
 
     The run folder is locked for the run; a refusal before training starts removes a folder this
-    command created. Ctrl-C ends in a :class:`~prefix_rft.errors.TrainingInterrupted` that says where
+    command created. Ctrl-C ends in a :class:`~prefix_rft.errors.Interrupted` that says where
     training stopped, the last checkpoint and the command that resumes.
     """
     from prefix_rft.config.validate import (
@@ -235,7 +235,7 @@ def run_training(cfg: DictConfig, overrides: list[str] | None = None) -> dict[st
         check_trl_configs,
         validate_train_config,
     )
-    from prefix_rft.errors import PrefixRFTError, TrainingInterrupted
+    from prefix_rft.errors import Interrupted, PrefixRFTError
     from prefix_rft.training.folder_claim import created_by_this_command, hold_run_folder
     from prefix_rft.training.progress import run_log
     from prefix_rft.training.resume_config import config_for_resume
@@ -257,7 +257,7 @@ def run_training(cfg: DictConfig, overrides: list[str] | None = None) -> dict[st
             with run_log(out_dir, main_process):
                 return _train(cfg, out_dir, progress)
     except KeyboardInterrupt:
-        raise TrainingInterrupted(interrupted_message(cfg, out_dir, progress)) from None
+        raise Interrupted(interrupted_message(cfg, out_dir, progress)) from None
     except PrefixRFTError:
         if created and not progress.started and main_process:
             _discard_folder(out_dir)

@@ -222,3 +222,38 @@ def test_ctrl_c_says_where_training_stopped_and_how_to_resume(model_cache, tmp_p
     named = Path(line.split("last checkpoint: ")[1].split(";")[0])
     assert named.is_dir() and named == sorted(run.glob("checkpoint-*"), key=lambda p: int(p.name[11:]))[-1]
     shutil.rmtree(run)
+
+
+def test_ctrl_c_of_an_evaluation_says_how_to_resume(tiny_model_dir, tmp_path):
+    out = tmp_path / "eval"
+    args = [
+        f"model_path={tiny_model_dir}",
+        "synthetic.num=400",
+        "samples=2",
+        "batch_size=4",
+        "max_new_tokens=16",
+        "progress=false",
+        f"output_dir={out}",
+    ]
+    proc = subprocess.Popen(
+        [*console("prefix-rft-eval"), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        start_new_session=True,
+    )
+    samples = out / "samples.jsonl"
+    deadline = time.time() + 240
+    while (not samples.exists() or samples.stat().st_size == 0) and time.time() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    stdout, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in stdout + err
+    errors = [line for line in err.splitlines() if line.startswith("prefix-rft-")]
+    assert errors == [
+        f"prefix-rft-eval: interrupted: the samples written so far are kept in {out}; resume with the same "
+        f"command and output_dir={out}"
+    ]
+    assert json.loads(samples.read_text().splitlines()[0])["benchmark"] == "synthetic"

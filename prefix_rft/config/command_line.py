@@ -49,34 +49,57 @@ def _first_line(err: BaseException) -> str:
 
 
 class _Composer:
-    """Composes the config of ``config_dir/config_name`` with Hydra's compose API (as Hydra's main will)."""
+    """Composes the config of ``config_dir/config_name`` as Hydra's main will: the same search path
+    (``--config-dir`` appended), the same overrides."""
 
-    def __init__(self, config_dir: Path, config_name: str) -> None:
-        self.config_dir, self.config_name = config_dir, config_name
+    def __init__(self, config_dir: Path, config_name: str, extra_dir: str | None = None) -> None:
+        self.config_dir, self.config_name, self.extra_dir = config_dir, config_name, extra_dir
 
-    def __call__(self, overrides: list[str]) -> DictConfig:
-        from hydra import compose, initialize_config_dir
+    def _hydra(self):
+        from hydra._internal.hydra import Hydra
+        from hydra._internal.utils import create_config_search_path
         from hydra.core.global_hydra import GlobalHydra
 
+        search_path = create_config_search_path(f"file://{Path(self.config_dir).resolve()}")
+        if self.extra_dir is not None:
+            from hydra.core.config_search_path import SearchPathQuery
+
+            # Where Hydra's main puts it: before the structured configs (which must come last).
+            search_path.prepend(
+                provider="command-line",
+                path=f"file://{Path(self.extra_dir).resolve()}",
+                anchor=SearchPathQuery(provider="schema"),
+            )
         GlobalHydra.instance().clear()
+        return Hydra.create_main_hydra2(task_name="prefix-rft", config_search_path=search_path)
+
+    def __call__(self, overrides: list[str]) -> DictConfig:
+        from hydra.core.global_hydra import GlobalHydra
+        from hydra.types import RunMode
+        from omegaconf import open_dict
+
         try:
-            with initialize_config_dir(config_dir=str(self.config_dir), version_base="1.3"):
-                return compose(config_name=self.config_name, overrides=overrides)
+            cfg = self._hydra().compose_config(
+                config_name=self.config_name,
+                overrides=overrides,
+                run_mode=RunMode.RUN,
+                with_log_configuration=False,
+            )
         finally:
             GlobalHydra.instance().clear()
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return cfg
 
     def group_options(self, group: str) -> list[str]:
         """The options of config group ``group`` (empty when it is not a group)."""
-        from hydra import initialize_config_dir
         from hydra.core.global_hydra import GlobalHydra
 
-        GlobalHydra.instance().clear()
         try:
-            with initialize_config_dir(config_dir=str(self.config_dir), version_base="1.3"):
-                loader = GlobalHydra.instance().config_loader()
-                if not loader.repository.group_exists(group):
-                    return []
-                return sorted(loader.get_group_options(group))
+            loader = self._hydra().config_loader
+            if not loader.repository.group_exists(group):
+                return []
+            return sorted(loader.get_group_options(group))
         finally:
             GlobalHydra.instance().clear()
 
@@ -96,7 +119,10 @@ def explain(overrides: list[str], compose: _Composer) -> str | None:
     groups, keys = [], []
     for text, override in zip(overrides, parsed, strict=True):
         name = override.key_or_group
-        if name.startswith("hydra.") or name == "hydra" or override.is_delete():
+        if name.startswith("hydra.") or name == "hydra":
+            groups.append(text)  # Hydra's own settings (the search path) shape the composition
+            continue
+        if override.is_delete():
             continue
         options = [] if "." in name else compose.group_options(name)
         if options:
@@ -162,11 +188,15 @@ def check_command_line(
     from prefix_rft.errors import debug_requested
 
     args = parse_flags(argv)
-    if args.multirun or debug_requested():
+    if args.multirun or args.config_path or debug_requested():
         return args, None
-    compose = _Composer(config_dir, config_name)
+    overrides = list(args.overrides)
+    if args.config_dir is not None and not Path(args.config_dir).is_dir():
+        print(f"{prog}: config error: --config-dir {args.config_dir} is not a folder", file=sys.stderr)
+        raise SystemExit(2)
+    compose = _Composer(config_dir, args.config_name or config_name, args.config_dir)
     try:
-        return args, compose(list(args.overrides))
+        return args, compose(overrides)
     except Exception as err:  # noqa: BLE001 - Hydra and OmegaConf raise many kinds; all become one line
         message = (
             explain(list(args.overrides), compose) or f"the command line does not compose: {_first_line(err)}"

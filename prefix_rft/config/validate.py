@@ -171,10 +171,21 @@ def check_trl_configs(cfg: DictConfig) -> None:
     from prefix_rft.config.algorithm_args import algorithm_from_config
     from prefix_rft.config.build import build_grpo_config, build_sft_config
 
+    if _uses_deepspeed(cfg):
+        # With DeepSpeed, a TRL config registers a process-wide DeepSpeed config (ZeRO-3 model loading
+        # reads it) and needs the deepspeed package: only the trainer builds it, once.
+        return
     entry, _ = algorithm_from_config(cfg)
     builders = {"rl": build_grpo_config, "sft": build_sft_config}
     for kind in entry.stages:
         builders[kind](cfg)
+
+
+def _uses_deepspeed(cfg: DictConfig) -> bool:
+    import os
+
+    configured = any(set_trainer_args(cfg[g]).get("deepspeed") for g in ("trainer", "sft_trainer"))
+    return configured or os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true")
 
 
 def _check_context(cfg: DictConfig, trainer: TrainerValues) -> None:
