@@ -5,6 +5,7 @@ python -m benchmarks.small_scale_comparison --variants all   # + SFT to converge
 python -m benchmarks.small_scale_comparison --quick    # 1 seed, rft + prefix_rft, 4 steps (the test suite's)
 python -m benchmarks.small_scale_comparison --variants rft,prefix_rft --seeds 0,1,2,3,4
 python -m benchmarks.small_scale_comparison --variants pope   # measures POPE's prefixes first (~25 min)
+python -m benchmarks.small_scale_comparison --model builtin:tiny-fork   # the planned run on the second testbed
 
 The regime is the paper's: the testbed model (``builtin:tiny-warm``) never writes the 4-step chain
 (faithful working 0 on 4-step problems; its ~6% right answers there are near-miss guesses), so on-policy
@@ -102,6 +103,25 @@ POPE_COUNTS = "pope_prefix_counts.json"
 PREPARED: dict[str, list[str]] = {
     "pope": ["algorithm=prefix_in_prompt", "algorithm.guide=failed"],
 }
+# The run planned on builtin:tiny-fork (issue 20), fixed with its predictions (benchmarks/README.md) before any
+# run: the same 120 steps and 3 seeds, with held-out 4-step curves every CURVE_EVERY steps.
+FORK_PLAN = (
+    "sft",
+    "sft_3ep",
+    "sft_3ep_then_rft",
+    "rft",
+    "luffy",
+    "chord",
+    "pope",
+    "prefix_rft",
+    "update_none",
+    "update_all",
+    "update_random",
+    "sched_uniform",
+)
+CURVE_EVERY = 20
+CURVE_POINTS_SFT = 6  # SFT stages longer than the RL budget are sampled at this many points
+CURVE_PROBLEMS, CURVE_SAMPLES = 100, 4
 VARIANTS = {
     **ALGORITHMS,
     **PREPARED,
@@ -137,7 +157,26 @@ def _repo_relative(path: Path) -> Path:
         return path
 
 
-def prepare_pope_ratios(out: Path, needed: bool = True) -> dict[str, int]:
+def results_name(model: str) -> str:
+    """The results folder of a comparison on ``model``: the historical one for the default testbed model."""
+    return NAME if model == MODEL else f"{NAME}_{model.split(':')[-1].replace('-', '_')}"
+
+
+def curve_spec(overrides: list[str], every: int, problems: int, samples: int) -> dict[str, int]:
+    """Held-out curve settings of one variant: every ``every`` RL steps; an SFT stage longer than that budget
+    (SFT to convergence) at :data:`CURVE_POINTS_SFT` points."""
+    sft_steps = [int(o.split("=", 1)[1]) for o in overrides if o.startswith("sft_trainer.max_steps=")]
+    sft_every = max(every, sft_steps[-1] // CURVE_POINTS_SFT) if sft_steps else every
+    return {
+        "every": every,
+        "sft_every": sft_every,
+        "level": TRAINED_LEVEL,
+        "problems": problems,
+        "samples": samples,
+    }
+
+
+def prepare_pope_ratios(out: Path, needed: bool = True, model: str = MODEL) -> dict[str, int]:
     """Measure (once) each training problem's shortest solving prefix ratio with the base model; the counts.
 
     The measured file (~700 KB) is not committed, its counts are (``POPE_COUNTS``): with every POPE run
@@ -152,7 +191,7 @@ def prepare_pope_ratios(out: Path, needed: bool = True) -> dict[str, int]:
     if not path.exists():
         partial = path.with_suffix(".partial")
         cmd = [
-            sys.executable, "-m", "prefix_rft.cli.pass_rates", "--model", MODEL, "--out", str(partial),
+            sys.executable, "-m", "prefix_rft.cli.pass_rates", "--model", model, "--out", str(partial),
             "--samples", "8", "--temperature", "1.0", "--max-new-tokens", "64",
             "--prefix-ratios", ",".join(str(r) for r in POPE_RATIOS), *BASE_OVERRIDES, *TRAIN_DATA,
         ]  # fmt: skip
@@ -306,6 +345,42 @@ def plot(runs: list[dict], rows: list[dict], path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def curve_summary(runs: list[dict]) -> dict[str, list[dict[str, float]]]:
+    """Per variant, per checkpoint (in training order): mean over seeds of rollouts, TFLOPs and the held-out
+    trained-level T=1 and faithful accuracy; ``faithful_ci`` is the 95% t half-width over seeds."""
+    out: dict[str, list[dict[str, float]]] = {}
+    for name in dict.fromkeys(r["spec"]["name"] for r in runs):
+        curves = [r["heldout_curve"] for r in runs if r["spec"]["name"] == name and r.get("heldout_curve")]
+        n = min((len(c) for c in curves), default=0)
+        points = []
+        for i in range(n):
+            at = [c[i] for c in curves]
+            point = {k: sum(p[k] for p in at) / len(at) for k in ("rollouts", "tflops", "step", "accuracy")}
+            point["faithful_accuracy"], point["faithful_ci"] = mean_ci([p["faithful_accuracy"] for p in at])
+            point["stage"] = at[0]["stage"]
+            points.append(point)
+        if points:
+            out[name] = points
+    return out
+
+
+def plot_curves(curves: dict[str, list[dict[str, float]]], path: Path) -> Path:
+    """Held-out trained-level faithful accuracy (T=1, mean over seeds) against rollouts and against FLOPs."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    for name, points in curves.items():
+        for ax, key in zip(axes, ("rollouts", "tflops")):
+            ax.plot(
+                [p[key] for p in points], [p["faithful_accuracy"] for p in points], "o-", ms=3, label=name
+            )
+    axes[0].set_xlabel("rollouts sampled (cumulative; SFT samples none)")
+    axes[1].set_xlabel("training FLOPs estimate (TFLOPs, cumulative)")
+    for ax in axes:
+        ax.set_ylabel(f"{TRAINED_LEVEL}-step faithful accuracy, T=1 (held-out)")
+        ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run (or resume) the comparison, print its table, write ``small_scale_comparison.json`` and ``.png``."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -328,14 +403,38 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     p.add_argument("--samples", type=int, default=4, help="samples per problem at T=1 (avg@k)")
     p.add_argument("--parallel", type=int, default=2, help="runs at a time, one torch thread each")
-    p.add_argument("--out", default=None, help=f"output folder (default benchmarks/results/{NAME}/)")
+    p.add_argument(
+        "--model",
+        default=MODEL,
+        help=f"testbed model (default {MODEL}; builtin:tiny-fork runs the planned variants {','.join(FORK_PLAN)})",
+    )
+    p.add_argument(
+        "--curve-every",
+        type=int,
+        default=None,
+        help=f"held-out {TRAINED_LEVEL}-step evaluation every N steps for learning curves "
+        f"(default {CURVE_EVERY} on a model other than {MODEL}, else 0 = none)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help=f"output folder (default benchmarks/results/{NAME}/, or {NAME}_<model>/ for another model)",
+    )
     ns = p.parse_args(argv)
+    model = ns.model
+    curve_every = ns.curve_every if ns.curve_every is not None else (0 if model == MODEL else CURVE_EVERY)
     if ns.variants == "all":
         names = list(VARIANTS)
     elif ns.variants:
         names = ns.variants.split(",")
     else:
-        names = ["rft", "prefix_rft"] if ns.quick else [*ALGORITHMS, *ABLATIONS]
+        names = (
+            ["rft", "prefix_rft"]
+            if ns.quick
+            else [*ALGORITHMS, *ABLATIONS]
+            if model == MODEL
+            else list(FORK_PLAN)
+        )
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise SystemExit(f"--variants: unknown {unknown}; expected names from {list(VARIANTS)}")
@@ -348,18 +447,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         3: problems,
         TRAINED_LEVEL: ns.trained_problems or (problems if ns.quick else 200),
     }
-    out = output_dir(NAME, ns.out)
+    out = output_dir(results_name(model), ns.out)
     prepared = {}
     if "pope" in names:
         todo = any(not (out / "runs" / "pope" / f"seed{seed}" / "result.json").exists() for seed in seeds)
-        prepared["pope"] = prepare_pope_ratios(out, needed=todo)
-    jobs = [job_spec("base", 0, None, TRAIN_DATA, levels, ns.samples)]
+        prepared["pope"] = prepare_pope_ratios(out, needed=todo, model=model)
+    jobs = [job_spec("base", 0, None, TRAIN_DATA, levels, ns.samples, model=model)]
+    curve_problems = min(CURVE_PROBLEMS, levels[TRAINED_LEVEL])
     for seed in seeds:
         for name in names:
             ov = variant_overrides(name, steps, out)
             if ns.quick:
                 ov += ["trainer.per_device_train_batch_size=16", "sft_trainer.per_device_train_batch_size=2"]
-            jobs.append(job_spec(name, seed, ov, TRAIN_DATA, levels, ns.samples))
+            curve = curve_spec(ov, curve_every, curve_problems, CURVE_SAMPLES) if curve_every > 0 else None
+            jobs.append(job_spec(name, seed, ov, TRAIN_DATA, levels, ns.samples, model=model, curve=curve))
     started = time.time()
     results = run_jobs(jobs, out, ns.parallel)
     base = next(r for r in results if r["spec"]["name"] == "base")
@@ -369,6 +470,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     text = table(rows) + "\n\n" + forgetting_table(rows)
     result = {
         "options": {
+            "model": model,
+            "curve_every": curve_every,
             "variants": names,
             "seeds": seeds,
             "steps": steps,
@@ -386,9 +489,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     write_json(out / f"{NAME}.json", result)
     plot(runs, rows, out / f"{NAME}.png")
+    if any(r.get("heldout_curve") for r in runs):
+        result["curves"] = curve_summary(runs)
+        write_json(out / f"{NAME}.json", result)
+        plot_curves(result["curves"], out / "learning_curves.png")
     longer = sorted({f"{LONGER[n][1]} for {n}" for n in names if n in LONGER})
     budget = f"{steps} steps per run" + (f" ({', '.join(longer)})" if longer else "")
-    print(f"\n{budget}; held-out mean ± 95% CI over seeds {seeds}; cost = mean per run\n")
+    print(f"\n{model}, {budget}; held-out mean ± 95% CI over seeds {seeds}; cost = mean per run\n")
     print(text)
     c = rows[0]["chance"]
     print(

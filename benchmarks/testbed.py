@@ -107,19 +107,115 @@ def job_spec(
     train_data: Sequence[str],
     levels: dict[int, int],
     samples: int,
+    model: str = MODEL,
+    curve: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """A job: train with ``train_data`` + ``overrides`` (None: no training, evaluate the starting model),
-    then evaluate on ``levels`` ({level: problems}) with avg@``samples``."""
-    return {
+    """A job: train ``model`` with ``train_data`` + ``overrides`` (None: no training, evaluate the starting
+    model), then evaluate on ``levels`` ({level: problems}) with avg@``samples``.
+
+    ``curve`` ({every, sft_every, level, problems, samples}) also evaluates the model every ``every`` RL
+    (``sft_every`` SFT) optimizer steps (saved checkpoints, evaluated after training, then deleted) for
+    learning curves against rollouts and FLOPs. A job of the default model without a curve has the spec it always had (finished runs resume).
+    """
+    spec: dict[str, Any] = {
         "name": name,
         "seed": seed,
         "overrides": None
         if overrides is None
-        else [*BASE_OVERRIDES, *train_data, f"seed={seed}", *overrides],
+        else [
+            *BASE_OVERRIDES,
+            *([f"model.name_or_path={model}"] if model != MODEL else []),
+            *train_data,
+            f"seed={seed}",
+            *overrides,
+            *(curve_overrides(curve["every"], curve.get("sft_every", curve["every"])) if curve else []),
+        ],
         "train_data": list(train_data),
         "levels": {str(k): n for k, n in levels.items()},
         "samples": samples,
     }
+    if model != MODEL:
+        spec["model"] = model
+    if curve and overrides is not None:
+        spec["curve"] = dict(curve)
+    return spec
+
+
+def curve_overrides(every: int, sft_every: int) -> list[str]:
+    """Save the model (weights and trainer state, which holds the cost counters) every ``every`` RL steps and
+    ``sft_every`` SFT steps, keeping all of them until the learning curve has read them."""
+    out = []
+    for group, n in (("trainer", every), ("sft_trainer", sft_every)):
+        out += [
+            f"{group}.save_strategy=steps",
+            f"{group}.save_steps={n}",
+            f"{group}.save_only_model=true",
+            f"{group}.save_total_limit=null",
+        ]
+    return out
+
+
+def learning_curve(run_dir: Path, model: str, curve: dict[str, int], train_data: Sequence[str]) -> list[dict]:
+    """T=1 accuracy, faithful accuracy and cumulative cost (rollouts, FLOPs, demonstration tokens) at each
+    saved checkpoint of a run, in training order (stage by stage); each checkpoint is deleted once read."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prefix_rft.cost.counters import CostCounters
+    from prefix_rft.cost.estimate import stage_cost
+    from prefix_rft.eval.heldout import heldout_accuracy
+    from prefix_rft.models.load import resolve_model_path
+
+    records = eval_records({curve["level"]: curve["problems"]}, train_data)[curve["level"]]
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(model))
+    stages = sorted(run_dir.glob("stage*_*")) or [run_dir]
+    points: list[dict] = []
+    carried = {"rollouts": 0.0, "tflops": 0.0, "demo_tokens": 0.0}
+    for stage_dir in stages:
+        kind = stage_dir.name.split("_", 1)[1] if stage_dir != run_dir else "rl"
+        last = dict(carried)
+        for ckpt in sorted(stage_dir.glob("checkpoint-*"), key=lambda d: int(d.name.split("-")[1])):
+            state = json.loads((ckpt / "trainer_state.json").read_text())
+            saved = (state.get("stateful_callbacks") or {}).get("CostState") or {}
+            saved = saved[-1] if isinstance(saved, list) else saved
+            model_obj = AutoModelForCausalLM.from_pretrained(ckpt)
+            n_params = sum(p.numel() for p in model_obj.parameters())
+            cost = stage_cost(
+                kind, CostCounters.from_dict(saved.get("attributes", {}).get("counters", {})), n_params, 0
+            )
+            trained = cost["tokens_trained"]
+            here = {
+                "rollouts": carried["rollouts"] + cost["rollouts"],
+                "tflops": carried["tflops"] + cost["flops"]["total"] / 1e12,
+                "demo_tokens": carried["demo_tokens"]
+                + trained["prefix"]
+                + trained["full_demonstration"]
+                + trained["sft"],
+            }
+            m = heldout_accuracy(
+                model_obj,
+                tokenizer,
+                records,
+                samples=curve["samples"],
+                temperature=1.0,
+                max_new_tokens=64,
+                batch_size=64,
+            )
+            points.append(
+                {
+                    "stage": kind,
+                    "step": int(state.get("global_step", 0)),
+                    **here,
+                    "accuracy": m["accuracy"],
+                    "faithful": m["process/faithful"],
+                    "faithful_accuracy": m["accuracy"] * (1 - m["process/right_answer_wrong_working"]),
+                }
+            )
+            last = here
+            shutil.rmtree(ckpt)
+        carried = last
+    return points
 
 
 def run_job(spec: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -133,17 +229,22 @@ def run_job(spec: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     started = time.time()
     metrics: dict[str, Any] = {}
     model_dir: str | Path
+    model = spec.get("model", MODEL)
+    curve: list[dict] = []
     if spec["overrides"] is None:
         from prefix_rft.models.load import resolve_model_path
 
-        model_dir = resolve_model_path(MODEL)
+        model_dir = resolve_model_path(model)
     else:
         if run_dir.exists():  # an unfinished run starts again from scratch
             shutil.rmtree(run_dir)
-        overrides = [*spec["overrides"], f"output_dir={run_dir}", "trainer.save_strategy=no"]
+        saving = [] if "curve" in spec else ["trainer.save_strategy=no"]
+        overrides = [*spec["overrides"], f"output_dir={run_dir}", *saving]
         metrics = run_training(compose_config(overrides))
         model_dir = run_dir
     train_s = time.time() - started
+    if "curve" in spec:  # its evaluations count as evaluation time
+        curve = learning_curve(run_dir, model, spec["curve"], spec["train_data"])
     records = eval_records(levels, spec["train_data"])
     evaluation = evaluate(model_dir, records, spec["samples"])
     result = {
@@ -154,6 +255,8 @@ def run_job(spec: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         "eval": evaluation,
         "reward_curve": _reward_curve(run_dir),
     }
+    if curve:
+        result["heldout_curve"] = curve
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "result.json").write_text(json.dumps(result, indent=1))
     return result

@@ -1,14 +1,10 @@
 """Fidelity manifest: every setting of a recipe that differs from the values its paper states.
 
-    python -m prefix_rft.fidelity qwen2.5-math-7b/luffy            # the differences, each with its source
-    python -m prefix_rft.fidelity qwen2.5-math-7b/luffy --all      # every compared setting
-    python -m prefix_rft.fidelity qwen2.5-math-7b/sft_then_rft_strong     # vs arXiv 2604.23747
-    python -m prefix_rft.fidelity qwen2.5-math-7b/sft_then_rft --reference 2604.23747
-    python -m prefix_rft.fidelity qwen2.5-math-7b/rft trainer.temperature=0.7 --strict   # exit 1: unexplained
-
+This module reads a recipe's values and compares them (:func:`manifest`); the papers' values are data in
+:mod:`prefix_rft.paper_settings`, and the command ``prefix-rft-manifest`` is :mod:`prefix_rft.cli.manifest`.
 A recipe is ``recipes/<model>/<name>.yaml`` (or its path), composed as ``--config-dir recipes`` does, with
 any Hydra overrides after it. Each algorithm is compared with the paper it comes from (``REFERENCES``):
-Prefix-RFT, RFT, SFT -> RFT and RL with SFT loss with METHOD.md (arXiv 2507.01679, which adopts LUFFY's
+Prefix-RFT, RFT, SFT -> RFT and RL with SFT loss with docs/method.md (arXiv 2507.01679, which adopts LUFFY's
 baselines), LUFFY with arXiv 2504.14945 and its published scripts, ReLIFT with arXiv 2506.07527 and its
 scripts; the ``sft_then_rft_strong`` recipes are compared with the SFT-then-RL re-examination (arXiv
 2604.23747), and ``--reference 2604.23747`` compares any SFT -> RFT recipe with it. A
@@ -18,12 +14,9 @@ any other difference is reported as unexplained.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import fnmatch
-import math
 import re
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,218 +25,9 @@ from typing import Any
 from omegaconf import DictConfig
 
 from prefix_rft.config.lengths import prompt_length_limit
+from prefix_rft.paper_settings import DATASET_ROWS, REFERENCES, PaperValue, default_reference, same_value
 
-# ----------------------------------------------------------------------------- sources
-
-METHOD = "METHOD.md (Prefix-RFT, arXiv 2507.01679; hyperparameters following LUFFY)"
-METHOD_EVAL = "METHOD.md, evaluation (LUFFY's scripts)"
-LUFFY_RL = "LUFFY exp_scripts/train.sh (github.com/ElliottYan/LUFFY)"
-LUFFY_VERL = "LUFFY luffy/verl/verl/mix_src/config/mix_ppo_trainer.yaml (defaults the scripts keep)"
-LUFFY_RL_SFT = "LUFFY exp_scripts/train_rl_sft_loss.sh + mix_ppo_trainer.yaml (sft_loss_coef 1.0)"
-LUFFY_SFT = "LUFFY README, SFT command (OpenRLHF train_sft), the SFT baseline Prefix-RFT adopts"
-RELIFT_RL = "ReLIFT examples/math-7b/train.sh (github.com/TheRoadQaQ/ReLIFT)"
-HPT_RL = (
-    "HPT (arXiv 2509.04419) exp_scripts/train.sh of its code (github.com/TsinghuaC3I/Unify-Post-Training)"
-)
-SRFT_RL = "SRFT (arXiv 2506.19767) Sec. 5.1 and its released train.sh"
-OPENRLHF_SFT = (
-    "OpenRLHF openrlhf/cli/train_sft.py defaults, kept by LUFFY's SFT command (--lr_scheduler cosine_with_min_lr, "
-    "min_lr 0.1 x lr, --adam_betas 0.9 0.95, --l2 0; unchanged from 2024-12 to 2025-04)"
-)
-REEXAM_SFT = "arXiv 2604.23747, App. A: SFT stage of SFT-then-RL"
-REEXAM_RL = "arXiv 2604.23747, App. A: RL stage of SFT-then-RL"
-STEPS_500 = "METHOD.md; arXiv 2604.23747 Sec. 3 (500 RL steps for every compared method)"
-
-# Rows of the training sets whose size the manifest needs (SFT epochs).
-DATASET_ROWS = {"Elliott/Openr1-Math-46k-8192": 45_792}  # METHOD.md: 45,792 problems with R1 traces
-
-
-@dataclass(frozen=True)
-class PaperValue:
-    """A setting as a paper (or its published scripts) states it; ``also`` lists other stated options."""
-
-    value: Any
-    source: str
-    also: tuple = ()
-
-    def matches(self, value: Any) -> bool:
-        """Equal to the stated value or one of its stated options (floats to 1e-9 relative)."""
-        return any(_same(value, v) for v in (self.value, *self.also))
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b or a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
-    return a == b
-
-
-_RL = {
-    "rl.learning_rate": PaperValue(1e-6, METHOD),
-    "rl.lr_scheduler": PaperValue("constant", METHOD),
-    "rl.prompts_per_step": PaperValue(128, METHOD),
-    "rl.rollouts_per_prompt": PaperValue(8, METHOD),
-    "rl.temperature": PaperValue(1.0, METHOD),
-    "rl.max_prompt_length": PaperValue(1024, METHOD),
-    "rl.max_response_length": PaperValue(8192, METHOD),
-    "rl.steps": PaperValue(500, STEPS_500),
-    "rl.loss_type": PaperValue("dr_grpo", METHOD + ", step 8"),
-    "rl.std_scaling": PaperValue("none", METHOD + ", step 6"),
-    "rl.kl_coef": PaperValue(0.0, METHOD),
-    "rl.entropy_coef": PaperValue(0.0, METHOD + ": entropy bonus 0.001 optional", also=(0.001,)),
-    "rl.clip_epsilon": PaperValue((0.2, 0.2), METHOD + ", step 8"),
-}
-_EVAL = {
-    "eval.temperature": PaperValue(0.6, METHOD_EVAL),
-    "eval.top_p": PaperValue(1.0, METHOD_EVAL),
-    "eval.max_new_tokens": PaperValue(8192, METHOD_EVAL),
-    "eval.AIME24": PaperValue("avg@32", METHOD_EVAL),
-    "eval.AIME25": PaperValue("avg@32", METHOD_EVAL),
-    "eval.AMC": PaperValue("avg@32", METHOD_EVAL),
-    "eval.MATH-500": PaperValue("pass@1", METHOD_EVAL),
-    "eval.Minerva": PaperValue("pass@1", METHOD_EVAL),
-    "eval.OlympiadBench": PaperValue("pass@1", METHOD_EVAL),
-}
-_PREFIX = {
-    "prefix.num_prefixed": PaperValue(1, METHOD + ", step 2"),
-    "prefix.update": PaperValue("entropy_top", METHOD + ", step 9"),
-    "prefix.keep_fraction": PaperValue(0.2, METHOD + ", step 9"),
-    "prefix.advantage_baseline": PaperValue("group", METHOD + ", step 6"),
-    "prefix.schedule": PaperValue("cosine", METHOD + ", step 3"),
-    "prefix.ratio_high": PaperValue(0.95, METHOD + ", step 3"),
-    "prefix.ratio_low_start": PaperValue(0.95, METHOD + ", step 3"),
-    "prefix.ratio_low_end": PaperValue(0.05, METHOD + ", step 3"),
-    "prefix.decay_steps": PaperValue(500, METHOD + ", step 3"),
-}
-_SFT_LUFFY = {
-    "sft.learning_rate": PaperValue(5e-5, LUFFY_SFT),
-    "sft.warmup_ratio": PaperValue(0.1, LUFFY_SFT),
-    "sft.batch_size": PaperValue(64, LUFFY_SFT),
-    "sft.epochs": PaperValue(3.0, LUFFY_SFT),
-    "sft.max_length": PaperValue(16384, LUFFY_SFT),
-    "sft.packing": PaperValue(True, LUFFY_SFT),
-    "sft.lr_scheduler": PaperValue("cosine", OPENRLHF_SFT),
-    "sft.min_lr_ratio": PaperValue(0.1, OPENRLHF_SFT),
-    "sft.adam_betas": PaperValue((0.9, 0.95), OPENRLHF_SFT),
-    "sft.weight_decay": PaperValue(0.0, OPENRLHF_SFT),
-}
-_SFT_REEXAM = {
-    "sft.learning_rate": PaperValue(5e-5, REEXAM_SFT),
-    "sft.lr_scheduler": PaperValue("cosine", REEXAM_SFT),
-    "sft.min_lr_ratio": PaperValue(0.1, REEXAM_SFT),
-    "sft.warmup_ratio": PaperValue(0.1, REEXAM_SFT),
-    "sft.weight_decay": PaperValue(0.01, REEXAM_SFT),
-    "sft.adam_betas": PaperValue((0.9, 0.999), REEXAM_SFT + ": AdamW"),
-    "sft.batch_size": PaperValue(64, REEXAM_SFT),
-    "sft.epochs": PaperValue(3.0, REEXAM_SFT),
-}
-_RL_REEXAM = {
-    **{k: dataclasses.replace(v, source=REEXAM_RL) for k, v in _RL.items() if k != "rl.entropy_coef"},
-    "rl.entropy_coef": PaperValue(0.0, REEXAM_RL),
-    "rl.loss_type": PaperValue("dapo", REEXAM_RL + ": token-level loss (DAPO), no length/std normalisation"),
-    "rl.clip_epsilon": PaperValue((0.2, 0.28), REEXAM_RL),
-    "rl.prompts_per_step": PaperValue(64, REEXAM_RL + ": rollout batch 128, mini-batch 64 per update"),
-    "rl.updates_per_rollout_batch": PaperValue(2, REEXAM_RL + ": rollout batch 128, mini-batch 64"),
-    "rl.steps": PaperValue(500, REEXAM_RL + ": 500 steps (rollout batches), as LUFFY, ReLIFT and Prefix-RFT"),
-}
-_LUFFY = {
-    **{k: dataclasses.replace(v, source=LUFFY_RL) for k, v in _RL.items()},
-    "rl.steps": PaperValue(500, STEPS_500),
-    # verl's ppo_mini_batch_size=64 of train_batch_size=128: two optimizer updates per rollout batch.
-    "rl.prompts_per_step": PaperValue(64, LUFFY_RL + ": train_batch_size 128, ppo_mini_batch_size 64"),
-    "rl.entropy_coef": PaperValue(0.001, LUFFY_RL),
-    "rl.loss_type": PaperValue("dr_grpo", LUFFY_RL + ": loss_remove_token_mean, grpo_use_std False"),
-    "rl.clip_epsilon": PaperValue((0.2, 0.2), LUFFY_VERL + ": clip_ratio 0.2"),
-    "rl.max_grad_norm": PaperValue(1.0, LUFFY_VERL + ": grad_clip 1.0"),
-    "luffy.off_policy_rollouts": PaperValue(1, LUFFY_RL + ": n_prefix 1, prefix ratio 1.0"),
-    "luffy.off_policy_loss": PaperValue("shaped", LUFFY_RL + ': off_policy_reshape "p_div_p_0.1"'),
-    "luffy.shaping_gamma": PaperValue(0.1, LUFFY_RL + ': off_policy_reshape "p_div_p_0.1"'),
-    # The script removes clipping from on-policy tokens too (loss_remove_clip=True); the method clips them.
-    "luffy.on_policy_clip": PaperValue(
-        True,
-        "conf/algorithm/luffy.yaml (the method clips on-policy tokens); " + LUFFY_RL + " removes it",
-        also=(False,),
-    ),
-}
-_RELIFT = {
-    **{k: dataclasses.replace(v, source=RELIFT_RL) for k, v in _RL.items()},
-    "rl.steps": PaperValue(500, STEPS_500),
-    "rl.prompts_per_step": PaperValue(64, RELIFT_RL + ": train_batch_size 128, ppo_mini_batch_size 64"),
-    "rl.entropy_coef": PaperValue(0.001, RELIFT_RL),
-    "rl.loss_type": PaperValue("dr_grpo", RELIFT_RL + ": loss_remove_token_mean, grpo_use_std False"),
-    "rl.max_grad_norm": PaperValue(0.7, RELIFT_RL + ": grad_clip 0.7"),
-    "relift.sft_buffer_size": PaperValue(128, RELIFT_RL + ": sft_data_size 128"),
-    "relift.sft_learning_rate": PaperValue(1e-6, RELIFT_RL + ": optim.sft.lr 1e-6"),
-    "relift.sft_entropy_coef": PaperValue(0.001, RELIFT_RL + ": sft.entropy_coeff 0.001"),
-}
-_SRFT = {
-    **{k: dataclasses.replace(v, source=SRFT_RL) for k, v in _RL.items()},
-    "rl.steps": PaperValue(500, SRFT_RL),
-    "rl.prompts_per_step": PaperValue(64, SRFT_RL + ": train_batch_size 128, ppo_mini_batch_size 64"),
-    "rl.entropy_coef": PaperValue(0.001, SRFT_RL + ": entropy_coeff 0.001"),
-}
-_HPT = {
-    **{k: dataclasses.replace(v, source=HPT_RL) for k, v in _RL.items()},
-    "rl.steps": PaperValue(500, HPT_RL),
-    "rl.learning_rate": PaperValue(5e-6, HPT_RL + ": actor lr 5e-6"),
-    "rl.prompts_per_step": PaperValue(64, HPT_RL + ": train_batch_size 128, ppo_mini_batch_size 64"),
-    "rl.entropy_coef": PaperValue(0.001, HPT_RL + ": entropy_coeff 0.001"),
-    "rl.clip_epsilon": PaperValue("none", HPT_RL + ": loss_remove_clip True"),
-    "rl.max_grad_norm": PaperValue(80.0, HPT_RL + ": grad_clip 80"),
-}
-_RL_SFT = {
-    **_RL,
-    "rl_sft.sft_coef": PaperValue(1.0, LUFFY_RL_SFT),
-    "rl_sft.on_policy_rollouts": PaperValue(7, LUFFY_RL_SFT + ": rollout.n 8 with one demonstration"),
-}
-
-
-@dataclass(frozen=True)
-class Reference:
-    """A paper, the label printed for it, and its stated settings."""
-
-    label: str
-    values: dict[str, PaperValue]
-
-
-REFERENCES: dict[str, Reference] = {
-    "prefix_rft": Reference("Prefix-RFT (arXiv 2507.01679, METHOD.md)", {**_RL, **_PREFIX, **_EVAL}),
-    "rft": Reference("RFT baseline of Prefix-RFT (METHOD.md)", {**_RL, **_EVAL}),
-    "sft": Reference("SFT baseline of Prefix-RFT (LUFFY's SFT, METHOD.md)", {**_SFT_LUFFY, **_EVAL}),
-    "sft_then_rft": Reference(
-        "SFT -> RFT baseline of Prefix-RFT (LUFFY's SFT, then RFT; METHOD.md)", {**_SFT_LUFFY, **_RL, **_EVAL}
-    ),
-    "rl_sft_loss": Reference("RL with SFT loss baseline (METHOD.md; LUFFY's scripts)", {**_RL_SFT, **_EVAL}),
-    "luffy": Reference("LUFFY (arXiv 2504.14945; its published scripts)", {**_LUFFY, **_EVAL}),
-    "relift": Reference("ReLIFT (arXiv 2506.07527; its published scripts)", {**_RELIFT, **_EVAL}),
-    "srft": Reference("SRFT (arXiv 2506.19767; its paper and released script)", {**_SRFT, **_EVAL}),
-    # CHORD's published math runs (Qwen2.5-7B-Instruct, its own batch sizes) are not this comparison's set-up:
-    # its recipes are held to the shared settings; its own values are in conf/algorithm/chord.yaml.
-    "chord": Reference("CHORD (arXiv 2508.11408) on the shared RL settings (METHOD.md)", {**_RL, **_EVAL}),
-    # The prefix-in-prompt family's papers (QuestA, POPE, PrefixRL) train other models with other set-ups:
-    # its recipes keep the shared settings; those papers' values are in conf/algorithm/prefix_in_prompt.yaml.
-    "hpt": Reference("HPT (arXiv 2509.04419; its published scripts)", {**_HPT, **_EVAL}),
-    "prefix_in_prompt": Reference(
-        "prefix in the prompt (QuestA / POPE / PrefixRL family) on the shared RL settings (METHOD.md)",
-        {**_RL, **_EVAL},
-    ),
-    "2604.23747": Reference(
-        "SFT-then-RL re-examination (arXiv 2604.23747)", {**_SFT_REEXAM, **_RL_REEXAM, **_EVAL}
-    ),
-}
-
-
-# Recipes compared with another paper than their algorithm's by default (globs over "<model>/<name>").
-RECIPE_REFERENCES = {"*/sft_then_rft_strong": "2604.23747"}
-
-
-def default_reference(recipe: str, algorithm: str) -> str:
-    """The reference a recipe is compared with unless ``--reference`` says otherwise."""
-    for pattern, reference in RECIPE_REFERENCES.items():
-        if fnmatch.fnmatch(recipe, pattern):
-            return reference
-    return algorithm
+# ----------------------------------------------------------------------------- explanations
 
 
 @dataclass(frozen=True)
@@ -263,14 +47,14 @@ EXPLANATIONS: tuple[Explanation, ...] = (
         "luffy|relift|srft",
         "rl.prompts_per_step",
         128,
-        "one optimizer update per 128-prompt rollout batch for every algorithm (METHOD.md: 128 prompts per "
+        "one optimizer update per 128-prompt rollout batch for every algorithm (docs/method.md: 128 prompts per "
         "step), so all are compared at the same update size; the scripts make two updates of 64",
     ),
     Explanation(
         "luffy|relift|srft",
         "rl.entropy_coef",
         0.0,
-        "no entropy bonus for any algorithm (METHOD.md: optional)",
+        "no entropy bonus for any algorithm (docs/method.md: optional)",
     ),
     Explanation(
         "hpt",
@@ -281,7 +65,9 @@ EXPLANATIONS: tuple[Explanation, ...] = (
     Explanation(
         "hpt", "rl.prompts_per_step", 128, "one optimizer update per 128-prompt batch, as every algorithm"
     ),
-    Explanation("hpt", "rl.entropy_coef", 0.0, "no entropy bonus for any algorithm (METHOD.md: optional)"),
+    Explanation(
+        "hpt", "rl.entropy_coef", 0.0, "no entropy bonus for any algorithm (docs/method.md: optional)"
+    ),
     Explanation(
         "hpt", "rl.clip_epsilon", (0.2, 0.2), "PPO clipping as every algorithm (conf/algorithm/hpt.yaml)"
     ),
@@ -337,7 +123,7 @@ def explanation_for(algorithm: str, recipe: str, reference: str, setting: str, v
     for e in EXPLANATIONS:
         if (
             e.setting == setting
-            and _same(value, e.value)
+            and same_value(value, e.value)
             and any(fnmatch.fnmatch(algorithm, a) for a in e.algorithms.split("|"))
             and fnmatch.fnmatch(recipe, e.recipes)
             and fnmatch.fnmatch(reference, e.reference)
@@ -647,35 +433,8 @@ def format_manifest(name: str, label: str, rows: list[Row], show_all: bool = Fal
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``prefix-rft-manifest`` / ``python -m prefix_rft.fidelity``."""
-    parser = argparse.ArgumentParser(
-        prog="prefix-rft-manifest", description="Settings of a recipe that differ from its paper."
-    )
-    parser.add_argument("recipe", help="<model>/<name> under recipes/, or the path of a recipe YAML")
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. trainer.temperature=0.7")
-    parser.add_argument(
-        "--all", action="store_true", help="show every compared setting, not only differences"
-    )
-    parser.add_argument("--reference", choices=sorted(REFERENCES), help="compare with this paper instead")
-    parser.add_argument("--num-processes", type=int, help="GPUs (default: the recipe's documented command)")
-    parser.add_argument("--strict", action="store_true", help="exit 1 when a difference is unexplained")
-    args = parser.parse_args(argv)
-    try:
-        label, rows = manifest(args.recipe, args.overrides, args.reference, args.num_processes)
-    except (FileNotFoundError, KeyError) as err:
-        print(f"error: {err.args[0] if err.args else err}", file=sys.stderr)
-        return 2
-    except Exception as err:  # Hydra/OmegaConf: a bad override or recipe; one line, no traceback
-        from hydra.errors import HydraException
-        from omegaconf.errors import OmegaConfBaseException
+    """The command's former entry point, for console scripts installed before it moved to
+    :func:`prefix_rft.cli.manifest.main` (an editable install regenerates them only on reinstall)."""
+    from prefix_rft.cli.manifest import main as manifest_main
 
-        if not isinstance(err, (HydraException, OmegaConfBaseException)):
-            raise
-        print(f"error: {str(err).splitlines()[0]}", file=sys.stderr)
-        return 2
-    print(format_manifest(args.recipe, label, rows, args.all))
-    return 1 if args.strict and any(r.unexplained for r in rows) else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    return manifest_main(argv)

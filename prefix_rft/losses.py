@@ -166,6 +166,21 @@ def sft_nll(logps: Tensor, mask: Tensor, reduction: str = "token_mean") -> Tenso
     raise ValueError(f"reduction={reduction!r} is not valid; expected token_mean or sequence_mean")
 
 
+def weighted_nll_sum(logps: Tensor, mask: Tensor, weights: Tensor | None = None) -> Tensor:
+    """``sum(w_t * -log p_t)`` over ``mask``, ``w`` without gradient (None: every weight 1). The supervised
+    term of RL-with-SFT, CHORD and HPT before its normaliser: the trainers divide it by the token count of
+    the whole optimizer step (:func:`~prefix_rft.trainers.demonstrations.step_token_normalizer`)."""
+    m = mask.to(logps.dtype)
+    w = torch.ones_like(logps) if weights is None else weights.detach()
+    return (w * -(logps * m)).sum()
+
+
+def weighted_token_mean_nll(logps: Tensor, mask: Tensor, weights: Tensor | None = None) -> Tensor:
+    """:func:`weighted_nll_sum` divided by the number of tokens in ``mask``: the supervised term of one
+    batch on its own."""
+    return weighted_nll_sum(logps, mask, weights) / mask.to(logps.dtype).sum().clamp(min=1.0)
+
+
 def prefix_rft_policy_loss(
     logps: Tensor,
     old_logps: Tensor,

@@ -1,6 +1,7 @@
 """The testbed model: build it (``builtin:tiny-warm``) from its recipe, or measure a model's skill profile.
 
     python -m prefix_rft.testbed_model --out /tmp/tiny-warm      # ~16-20 min on 2 CPU cores
+    python -m prefix_rft.testbed_model --model tiny-fork --out /tmp/tiny-fork  # tiny-warm continued
     python -m prefix_rft.testbed_model --profile-only <model dir> # accuracy by number of steps
 
 The build is deterministic on one machine with one torch thread (``OMP_NUM_THREADS=1``): it prints the
@@ -38,6 +39,33 @@ def build_testbed(out: str | Path) -> Path:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return warm_start(out, out, **TESTBED_RECIPE["warm_start"])
+
+
+def build_fork_testbed(
+    out: str | Path, checkpoint_every: int = 0, max_steps: int | None = None, base: str | Path | None = None
+) -> Path:
+    """Build ``builtin:tiny-fork`` from :data:`~prefix_rft.models.tiny.FORK_RECIPE` into ``out``.
+
+    It continues the shipped ``tiny-warm`` (or ``base``). ``checkpoint_every`` > 0 also saves the model every
+    that many steps under ``out/checkpoints`` (the recipe's learning rate is constant, so each is the model
+    of a shorter run); ``max_steps`` overrides the recipe's length (to measure candidates past it).
+    """
+    from prefix_rft.models.tiny import FORK_RECIPE, ensure_tiny_model
+    from prefix_rft.models.warm_start import warm_start
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    kwargs = dict(FORK_RECIPE["warm_start"])
+    if max_steps is not None:
+        kwargs["max_steps_train"] = max_steps
+    source = Path(base) if base is not None else ensure_tiny_model(FORK_RECIPE["base"])
+    return warm_start(
+        source,
+        out,
+        checkpoint_every=checkpoint_every,
+        checkpoint_dir=out / "checkpoints" if checkpoint_every > 0 else None,
+        **kwargs,
+    )
 
 
 def profile_records(num_per_level: int, levels=PROFILE_LEVELS) -> list[dict]:
@@ -87,6 +115,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", help="folder to build the testbed model into")
     p.add_argument("--profile-only", help="measure the profile of this model folder; build nothing")
     p.add_argument("--num-per-level", type=int, default=200, help="profile problems per level")
+    p.add_argument(
+        "--model",
+        choices=("tiny-warm", "tiny-fork"),
+        default="tiny-warm",
+        help="which testbed model to build",
+    )
+    p.add_argument(
+        "--checkpoint-every", type=int, default=0, help="tiny-fork: also save the model every N steps"
+    )
+    p.add_argument("--max-steps", type=int, default=None, help="tiny-fork: train this many steps instead")
     args = p.parse_args(argv)
     if not args.out and not args.profile_only:
         p.error("give --out (build) or --profile-only (measure)")
@@ -94,7 +132,10 @@ def main(argv: list[str] | None = None) -> None:
     result: dict = {}
     if not args.profile_only:
         started = time.time()
-        build_testbed(target)
+        if args.model == "tiny-fork":
+            build_fork_testbed(target, args.checkpoint_every, args.max_steps)
+        else:
+            build_testbed(target)
         result["build_seconds"] = round(time.time() - started, 1)
     result["sha256"] = weights_sha256(target)
     result["profile"] = measure_profile(target, args.num_per_level)

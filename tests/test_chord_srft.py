@@ -12,9 +12,9 @@ from test_prefix_rft_trainer import G, make_args
 
 from prefix_rft.cost.trainers import with_cost_accounting
 from prefix_rft.errors import ConfigError
-from prefix_rft.losses import prefix_rft_policy_loss
+from prefix_rft.losses import prefix_rft_policy_loss, weighted_token_mean_nll
 from prefix_rft.prefix.schedulers import build_scheduler
-from prefix_rft.trainers.chord import ChordConfig, ChordTrainer, chord_mu, chord_phi, weighted_token_mean_nll
+from prefix_rft.trainers.chord import ChordConfig, ChordTrainer, chord_mu, chord_phi
 from prefix_rft.trainers.srft import (
     SRFTConfig,
     SRFTTrainer,

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from prefix_rft.fidelity import EXPLANATIONS, REFERENCES, main, manifest
+from prefix_rft.cli.manifest import main
+from prefix_rft.fidelity import EXPLANATIONS, REFERENCES, manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("qwen2.5-math-7b", "qwen2.5-math-1.5b", "llama-3.1-8b")
@@ -65,7 +66,7 @@ def test_recipes_have_no_unexplained_difference(name):
 
 
 def test_the_paper_recipes_match_the_paper_where_no_deviation_is_documented():
-    """Prefix-RFT and RFT follow METHOD.md exactly; the explained differences of the baselines are these."""
+    """Prefix-RFT and RFT follow docs/method.md exactly; the explained differences of the baselines are these."""
     for model in MODELS:
         for algorithm in ("prefix_rft", "rft"):
             assert not any(r.differs for r in rows_by_setting(f"{model}/{algorithm}").values())

@@ -20,7 +20,7 @@ Normalisers that must not depend on the split, and are checked here:
 
 Split-dependent by design (documented, not equivalent):
 * Prefix-RFT's entropy-based prefix clipping keeps the top ``keep_fraction`` prefix tokens *of each
-  micro-batch* (METHOD.md step 9, as the paper states); ``random`` likewise draws per micro-batch.
+  micro-batch* (docs/method.md step 9, as the paper states); ``random`` likewise draws per micro-batch.
 * TRL's ``bnpo`` loss (token mean of each micro-batch, divided by k: a mean of means); the paper recipes
   use ``dr_grpo``.
 * The optional entropy bonus (``entropy_coef``, 0 in every recipe) is a per-micro-batch token mean

@@ -122,6 +122,7 @@ def test_qlora_config_composes(tiny_model_dir, tmp_path):
     assert quantization.bnb_4bit_compute_dtype == torch.bfloat16 and quantization.bnb_4bit_use_double_quant
 
 
+@pytest.mark.gpu
 def test_qlora_trains_adapters_on_a_4bit_base(tiny_model_dir, tmp_path, digits_reward):
     if not torch.cuda.is_available():
         pytest.skip("QLoRA needs a CUDA GPU (bitsandbytes 4-bit kernels); none is available")

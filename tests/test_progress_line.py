@@ -48,3 +48,60 @@ def test_console_formatter_names_level_only_for_warnings():
     warn = logging.LogRecord("prefix_rft.data", logging.WARNING, __file__, 1, "skipping %d rows", (3,), None)
     assert fmt.format(info).endswith("] step 1/2") and fmt.format(info).startswith("[")
     assert fmt.format(warn).endswith("] WARNING prefix_rft.data: skipping 3 rows")
+
+
+def test_engine_logprob_gap_skips_unsampled_tokens_and_shows_in_the_line():
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    import torch
+
+    from prefix_rft.training.engine_gap import LOGPROB_GAP, logprob_gap_sums, record_logprob_gap
+
+    nan = float("nan")
+    trainer_logps = torch.tensor([[-1.0, -2.0, -3.0], [-0.5, -0.5, -9.0]])
+    # row 0: a hybrid (first token a demonstration prefix: NaN engine log-prob); row 1: last token padding
+    engine_logps = torch.tensor([[nan, -2.5, -2.0], [-0.25, -1.0, 0.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
+    assert logprob_gap_sums(trainer_logps, engine_logps, mask) == (0.5 + 1.0 + 0.25 + 0.5, 4)
+
+    class Accelerator:
+        def reduce(self, t, reduction):
+            assert reduction == "sum"
+            return t * 2  # two identical processes
+
+    trainer = SimpleNamespace(accelerator=Accelerator(), _metrics={"train": defaultdict(list)})
+    output = {
+        "old_per_token_logps": trainer_logps,
+        "sampling_per_token_logps": engine_logps,
+        "completion_mask": mask,
+    }
+    assert record_logprob_gap(trainer, output, "train") == 2.25 / 4
+    assert trainer._metrics["train"][LOGPROB_GAP] == [2.25 / 4]
+    # the transformers backend: no engine log-probs, no metric
+    assert record_logprob_gap(trainer, {"completion_mask": mask}, "train") is None
+
+    assert format_progress(
+        {"reward": 0.5, "loss": 0.1, LOGPROB_GAP: 0.0031, "step_time": 1.0}, 2, 3, None
+    ) == ("step 2/3 | reward 0.500 | loss 0.1 | logprob gap 0.0031 | 1.00 s/step")
+    assert format_progress({"loss": 0.1, LOGPROB_GAP: 2.5e-7}, 2, 3, None) == (
+        "step 2/3 | loss 0.1 | logprob gap 2.5e-07"
+    )
+
+
+def test_logprob_gap_is_installed_only_on_engine_trainers():
+    from types import SimpleNamespace
+
+    from prefix_rft.training.engine_gap import install_logprob_gap
+
+    plain = SimpleNamespace(use_vllm=False, _generate_and_score_completions=lambda inputs: {})
+    assert not install_logprob_gap(plain)
+    calls = []
+    engine = SimpleNamespace(
+        use_vllm=True,
+        model=SimpleNamespace(training=True),
+        _generate_and_score_completions=lambda inputs: calls.append(inputs) or {"completion_mask": None},
+    )
+    assert install_logprob_gap(engine)
+    assert engine._generate_and_score_completions([1]) == {"completion_mask": None}
+    assert calls == [[1]]

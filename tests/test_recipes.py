@@ -123,7 +123,7 @@ def test_recipe_composes_validates_and_documents_its_command(name):
         assert command.endswith(f"hydra.run.dir=outputs/{name}")
     assert cfg.resume_from_checkpoint == "latest"
 
-    # The paper's data and run settings (METHOD.md).
+    # The paper's data and run settings (docs/method.md).
     assert cfg.data.source == "hub" and cfg.data.path == "Elliott/Openr1-Math-46k-8192"
     assert cfg.data.max_prompt_length == 1024
     args = set_trainer_args(cfg.trainer)

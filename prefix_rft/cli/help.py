@@ -8,7 +8,12 @@ imported: the group options are the YAML files in ``conf/``.
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+import textwrap
+import typing
 from pathlib import Path
+from typing import Any
 
 from omegaconf import OmegaConf
 
@@ -36,7 +41,7 @@ COMMON_KEYS = [
     ("trainer.save_steps=N", "checkpoint every N steps (the last step is always saved)"),
     ("trainer.report_to=wandb", "where metrics go besides the console and train.log"),
     ("data.path=FILE", "data=local: the file; data.problem_column / answer_column / demonstration_column"),
-    ("algorithm.KNOB=VALUE", "a knob of the algorithm (algorithm=NAME --cfg job lists them)"),
+    ("algorithm.KNOB=VALUE", "a knob of the algorithm (--help algorithm=NAME lists them)"),
     ("seed=N", "global seed"),
     ("hydra.run.dir=DIR", "the run folder (default outputs/<algorithm>/<model>-<data>/<time>)"),
     (
@@ -73,6 +78,8 @@ def train_help(conf: Path) -> str:
         "  prefix-rft-train -m algorithm=rft,prefix_rft seed=1,2,3   a sweep: one run folder each",
         "  prefix-rft-train [overrides] --cfg job                    print the composed config and exit",
         "  prefix-rft-train --help-trainer FIELD                     TRL's help text of trainer.FIELD",
+        "  prefix-rft-train --help algorithm=NAME                    that algorithm's knobs: type, default, help",
+        "  prefix-rft-train --help scheduler=NAME                    that schedule's keys: type, value, help",
         "",
         "Groups (GROUP=OPTION, * = default):",
     ]
@@ -115,3 +122,155 @@ def eval_help(doc: str) -> str:
 def wants_help(argv: list[str]) -> bool:
     """Whether the command line asks for the help page (``--help`` / ``-h``)."""
     return any(a in ("--help", "-h") for a in argv)
+
+
+def _type_name(tp: Any) -> str:
+    return tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
+
+
+def _wrap(text: str, indent: str) -> list[str]:
+    return textwrap.wrap(
+        text, width=110, initial_indent=indent, subsequent_indent=indent or "  ", break_on_hyphens=False
+    )
+
+
+def _field_lines(name: str, tp: Any, value: Any, help_text: str) -> list[str]:
+    """One knob: ``name: type = value`` and its help, indented and wrapped."""
+    lines = [f"  {name}: {_type_name(tp)} = {value!r}"]
+    return lines + _wrap(help_text, "      ")
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return "(required)"
+
+
+def _preset_choices(conf: Path, name: str) -> list[str]:
+    """What ``conf/algorithm/<name>.yaml`` selects besides the algorithm's own knobs (presets, scheduler)."""
+    path = conf / "algorithm" / f"{name}.yaml"
+    if not path.is_file():
+        return []
+    out = []
+    for entry in OmegaConf.to_container(OmegaConf.load(path)).get("defaults", []):
+        if isinstance(entry, dict):
+            for key, value in entry.items():
+                group = key.removeprefix("override ").strip("/")
+                if not group.startswith("algorithm_registry"):
+                    out.append(f"{group}={value}")
+        elif isinstance(entry, str):
+            out.append(entry.strip("/"))
+    return out
+
+
+def algorithm_help(name: str, conf: Path | None = None) -> str:
+    """The knobs of registered algorithm ``name``: each with type, default and help, grouped by the config
+    class that declares it (most specific first); with ``conf``, what its YAML preset also selects.
+    Imports the registry, hence TRL."""
+    from prefix_rft.algorithms import ALGORITHMS, get_algorithm
+
+    entry = get_algorithm(name)
+    config = entry.config
+    trainer = entry.trainer.__name__ if entry.trainer is not None else "none (SFT only)"
+    lines = [
+        f"algorithm={name}: {(config.__doc__ or '').strip().splitlines()[0]}",
+        f"  stages: {' -> '.join(entry.stages)}; RL trainer: {trainer}; "
+        f"config: {config.__name__} ({config.__module__})",
+    ]
+    choices = _preset_choices(conf, name) if conf is not None else []
+    if choices:
+        lines.append(f"  conf/algorithm/{name}.yaml also selects: {', '.join(choices)}")
+    lines.append("")
+    hints = typing.get_type_hints(config)
+    fields = dataclasses.fields(config)
+    if not fields:
+        lines += _wrap(f"No knobs of its own. Registered algorithms: {', '.join(sorted(ALGORITHMS))}.", "")
+        return "\n".join(lines)
+    # The class that declares each knob last: a subclass that changes a default re-declares it.
+    owner = {
+        f.name: next(c for c in config.__mro__ if f.name in vars(c).get("__annotations__", {}))
+        for f in fields
+    }
+    lines.append("Knobs (algorithm.KNOB=VALUE), with their defaults:")
+    for cls in [c for c in config.__mro__ if c in owner.values()]:
+        lines.append(f" {cls.__name__}:" if cls is config else f" from {cls.__name__}:")
+        for f in fields:
+            if owner[f.name] is cls:
+                lines += _field_lines(f.name, hints[f.name], _default(f), (f.metadata or {}).get("help", ""))
+    return "\n".join(lines)
+
+
+def scheduler_help(conf: Path, option: str) -> str:
+    """The keys of ``scheduler=option`` (a file of ``conf/scheduler``) that its schedule reads: type, the
+    value this option gives it, help."""
+    import inspect
+
+    from prefix_rft.config.schema import SchedulerConfig
+    from prefix_rft.errors import ConfigError
+    from prefix_rft.prefix.schedulers import SCHEDULERS
+
+    options = _group_options(conf, "scheduler")
+    if option not in options:
+        raise ConfigError(f"scheduler={option!r} is not an option; expected one of {options}")
+    path = conf / "scheduler" / f"{option}.yaml"
+    preset = OmegaConf.to_container(OmegaConf.load(path))
+    fields = {f.name: f for f in dataclasses.fields(SchedulerConfig)}
+    hints = typing.get_type_hints(SchedulerConfig)
+    kind = preset.get("name", _default(fields["name"]))
+    cls = SCHEDULERS[kind]
+    about = [line.lstrip("# ").rstrip() for line in path.read_text().splitlines() if line.startswith("#")]
+    lines = [
+        f"scheduler={option} ({path.relative_to(conf.parent) if conf.parent in path.parents else path}):"
+    ]
+    lines += [f"  {line}" for line in about]
+    lines += ["", *_wrap(f"Schedule {kind!r} ({cls.__name__}): {(cls.__doc__ or '').strip()}", ""), ""]
+    lines.append("Keys it reads (scheduler.KEY=VALUE), with this option's values:")
+    for key in [k for k in inspect.signature(cls.__init__).parameters if k != "self"]:
+        f = fields[key]
+        lines += _field_lines(
+            key, hints[key], preset.get(key, _default(f)), (f.metadata or {}).get("help", "")
+        )
+    unused = sorted(set(fields) - set(inspect.signature(cls.__init__).parameters) - {"name"})
+    lines += ["", *_wrap(f"Not read by this schedule: {', '.join(f'scheduler.{k}' for k in unused)}.", "")]
+    return "\n".join(lines)
+
+
+def _named_help(argv: list[str], group: str) -> str | None:
+    """The NAME of ``--help-GROUP NAME``, or of ``GROUP=NAME`` next to ``--help``; None if not asked."""
+    flag = f"--help-{group}"
+    if flag in argv:
+        i = argv.index(flag)
+        if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+            raise SystemExit(f"usage: prefix-rft-train {flag} NAME  (or --help {group}=NAME)")
+        return argv[i + 1]
+    if wants_help(argv):
+        for arg in argv:
+            if arg.startswith(f"{group}="):
+                return arg.split("=", 1)[1]
+    return None
+
+
+def help_page(argv: list[str], conf: Path) -> str | None:
+    """The page ``prefix-rft-train`` prints for ``argv``: an algorithm's knobs, a scheduler's keys, or the
+    general page; None when no help is asked for. An unknown name exits with status 2 and one line."""
+    from prefix_rft.errors import ConfigError
+
+    try:
+        pages = []
+        algorithm = _named_help(argv, "algorithm")
+        if algorithm is not None:
+            pages.append(algorithm_help(algorithm, conf))
+        scheduler = _named_help(argv, "scheduler")
+        if scheduler is not None:
+            pages.append(scheduler_help(conf, scheduler))
+    except ConfigError as err:
+        print(f"prefix-rft-train: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except SystemExit as err:
+        print(err.code, file=sys.stderr)
+        raise SystemExit(2) from None
+    if pages:
+        return "\n\n".join(pages)
+    return train_help(conf) if wants_help(argv) else None

@@ -85,11 +85,12 @@ def quiet_library_noise() -> None:
 def main() -> None:
     """Console entry point (``prefix-rft-train``); Hydra parses the command line."""
     argv = sys.argv[1:]
-    from prefix_rft.cli.help import train_help, wants_help
+    from prefix_rft.cli.help import help_page
     from prefix_rft.config.compose import conf_dir
 
-    if wants_help(argv):
-        print(train_help(conf_dir()))
+    page = help_page(argv, conf_dir())  # --help, --help algorithm=NAME, --help-scheduler NAME, ...
+    if page is not None:
+        print(page)
         return
     if "--help-trainer" in argv:
         from prefix_rft.config.trainer_args import trl_field_help

@@ -122,27 +122,27 @@ class RewardConfig:
     funcs: list[RewardFuncConfig] = field(default_factory=lambda: [RewardFuncConfig(name="accuracy")])
 
 
+def _key(default: Any, help: str) -> Any:  # noqa: A002 - the metadata name TRL's configs use too
+    """A field with its help text (printed by ``prefix-rft-train --help scheduler=NAME``)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class SchedulerConfig:
     """Prefix-ratio scheduler: l ~ U(low_t, high) with low_t decaying over training."""
 
-    # cosine (paper), linear, uniform, constant.
-    name: str = "cosine"
-    # Upper bound of the prefix ratio (paper: 0.95).
-    high: float = 0.95
-    # Lower bound at step 0 (cosine/linear; paper: 0.95).
-    low_start: float = 0.95
-    # Lower bound after decay_steps (cosine/linear; paper: 0.05).
-    low_end: float = 0.05
-    # Steps over which the lower bound decays (paper: 500).
-    decay_steps: int = 500
-    # cosine/linear: allow low_end > low_start (a lower bound that rises over training); without it such a
-    # schedule is refused as a likely swap of the two values.
-    allow_rising: bool = False
-    # Fixed lower bound (uniform).
-    low: float = 0.05
-    # Fixed ratio (constant).
-    value: float = 0.5
+    name: str = _key("cosine", "The schedule: cosine (paper), linear, uniform or constant.")
+    high: float = _key(0.95, "Upper bound of the prefix ratio (paper: 0.95).")
+    low_start: float = _key(0.95, "Lower bound at step 0 (cosine/linear; paper: 0.95).")
+    low_end: float = _key(0.05, "Lower bound after decay_steps (cosine/linear; paper: 0.05).")
+    decay_steps: int = _key(500, "Steps over which the lower bound decays (cosine/linear; paper: 500).")
+    allow_rising: bool = _key(
+        False,
+        "cosine/linear: allow low_end > low_start (a lower bound that rises over training); without it such "
+        "a schedule is refused as a likely swap of the two values.",
+    )
+    low: float = _key(0.05, "Fixed lower bound (uniform).")
+    value: float = _key(0.5, "Fixed ratio (constant).")
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Published results to compare against: the paper's Qwen2.5-Math-7B table (percentages).
 
-Copied from /work/shared/docs/METHOD.md ("Reported results to compare against"): AIME24, AIME25
+Copied from docs/method.md ("Published numbers"): AIME24, AIME25
 and AMC are avg@32, MATH-500, Minerva and OlympiadBench pass@1, avg is the unweighted mean of the
 six. Column names are the canonical benchmark names of :mod:`prefix_rft.eval.suites`.
 """

@@ -47,7 +47,30 @@ TESTBED_RECIPE: dict = {
     },
 }
 SHIPPED_DIR = Path(__file__).parent / "weights" / "tiny-warm"
-BUILTIN_MODELS = (*TINY_PRESETS, "tiny-warm")
+
+# The second testbed model (``builtin:tiny-fork``): tiny-warm continued by SFT with a small share of 4-step
+# problems, so that the 4-step decision (write a fourth equation, or box the answer after three) is
+# uncertain rather than a confident error: at the fork the model puts 0.05-0.5 on continuing, and solves
+# 2-15% of 4-step problems at T=1. The constant learning rate makes the checkpoint at step N of one run the
+# model of a run with ``max_steps_train=N``: the length was chosen among checkpoints by the decision-token
+# probe alone (benchmarks/decision_tokens.py; benchmarks/README.md says why this one).
+FORK_RECIPE: dict = {
+    "base": "tiny-warm",
+    "warm_start": {
+        "mixture": {1: 0.32, 2: 0.33, 3: 0.33, 4: 0.02},
+        "num_problems": 20000,
+        # Chosen among the checkpoints 100-700 of one run by the probe's numbers only (benchmarks/README.md).
+        "max_steps_train": 700,
+        "lr": 1e-4,
+        "warmup_steps": 20,
+        "batch_size": 32,
+        "seed": 1,
+        "template": "plain",
+        "lr_scheduler_type": "constant_with_warmup",
+    },
+}
+SHIPPED_DIRS = {"tiny-warm": SHIPPED_DIR, "tiny-fork": Path(__file__).parent / "weights" / "tiny-fork"}
+BUILTIN_MODELS = (*TINY_PRESETS, *SHIPPED_DIRS)
 
 
 # Qwen2's pre-tokenizer split (digits one at a time), so the reloaded Qwen2Tokenizer splits identically.
@@ -143,17 +166,18 @@ def preset_dir(name: str, cache_dir: str | os.PathLike | None = None) -> Path:
 def ensure_tiny_model(name: str = "tiny", cache_dir: str | os.PathLike | None = None) -> Path:
     """The directory of built-in model ``name``, building it (once) if it is not cached yet.
 
-    ``tiny-warm`` is shipped (:data:`SHIPPED_DIR`). The others are built into a temporary folder that is
+    ``tiny-warm`` and ``tiny-fork`` are shipped (:data:`SHIPPED_DIRS`). The others are built into a temporary folder that is
     renamed into place, so a crash never leaves a half checkpoint and two racing processes both end up with
     a complete one.
     """
-    if name == "tiny-warm":
-        if not (SHIPPED_DIR / "model.safetensors").is_file():
+    if name in SHIPPED_DIRS:
+        shipped = SHIPPED_DIRS[name]
+        if not (shipped / "model.safetensors").is_file():
             raise FileNotFoundError(
-                f"the shipped testbed model is missing from {SHIPPED_DIR}; reinstall the package or rebuild "
-                "it with `python -m prefix_rft.testbed_model --out <dir>`"
+                f"the shipped testbed model is missing from {shipped}; reinstall the package or rebuild "
+                f"it with `python -m prefix_rft.testbed_model --model {name} --out <dir>`"
             )
-        return SHIPPED_DIR
+        return shipped
     target = preset_dir(name, cache_dir)
     if (target / "config.json").is_file():
         return target

@@ -51,17 +51,6 @@ def chord_phi(logps: torch.Tensor) -> torch.Tensor:
     return p * (1.0 - p)
 
 
-def weighted_token_mean_nll(
-    logps: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor | None
-) -> torch.Tensor:
-    """``sum(w_t * -log p_t) / #tokens`` over ``mask`` (``w`` without gradient; None = 1): the SFT term of
-    one batch. The trainer divides the sum by the step's token count instead, see
-    :func:`~prefix_rft.trainers.demonstrations.step_token_normalizer`."""
-    m = mask.to(logps.dtype)
-    w = torch.ones_like(logps) if weights is None else weights.detach()
-    return (w * -(logps * m)).sum() / m.sum().clamp(min=1.0)
-
-
 @dataclass
 class ChordConfig(SupervisedTermConfig):
     """CHORD's knobs: the schedule of the global coefficient mu and the token weighting phi."""

@@ -24,9 +24,10 @@ The trajectory budget is Prefix-RFT's: prefix + continuation <= max_completion_l
 cut at ``max_completion_length - L``), so both spend the same context per rollout. The reward sees the
 whole trajectory (prefix text + continuation) unless ``algorithm.reward_sees_prefix=false``.
 
-Only the transformers generation path skips rows; vLLM's paths need equal row counts on every process, so
-with ``guide=failed`` the second round regenerates every row and keeps only the guided ones (the discarded
-samples are counted in the cost).
+With ``guide=failed`` the second round samples only the guided rows; vLLM's paths need equal row counts on
+every process, so with several processes the shorter ones are padded with reused rows sampled with a 1-token
+budget and discarded (counted in the cost). On vLLM each guided row samples at most ``max_completion_length
+- L`` tokens (per-request budgets, :mod:`prefix_rft.trainers.engine_rows`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from prefix_rft.errors import ConfigError, DataError, one_of
 from prefix_rft.prefix.sampling import prompt_prefix_length
 from prefix_rft.prefix.schedulers import step_generator
 from prefix_rft.trainers.algorithm_config import knob
+from prefix_rft.trainers.engine_rows import per_row_budgets, rows_to_generate
 from prefix_rft.trainers.prefix_rft import PrefixRFTConfig, PrefixRFTTrainer
 from prefix_rft.trainers.relift_buffer import failed_groups
 
@@ -262,11 +264,18 @@ class PrefixInPromptTrainer(PrefixRFTTrainer):
         rows = range(len(prompt_ids))
         # Rows to sample now: the guided ones, and with guide=all also the unguided ones (no first round).
         wanted = [i for i in rows if plan[i] is not None or reuse is None]
-        to_generate = list(rows) if self.use_vllm else wanted  # vLLM needs equal row counts per process
+        # vLLM needs equal row counts per process: padded with reused rows (sampled with a 1-token budget).
+        to_generate = rows_to_generate(self, wanted, len(prompt_ids))
+        wanted_rows = set(wanted)
+        budgets = [
+            self.max_completion_length - len(plan[i] or []) if i in wanted_rows else 1 for i in to_generate
+        ]
         # Every row is its own prompt (num_generations=1): guided and reused rows differ within a group.
-        gen_ids, gen_logps = super()._generate_single_turn(
-            [prompt_ids[i] for i in to_generate], None, multimodal_fields, 1
-        )
+        # Each row samples at most its continuation budget max_completion_length - L (vLLM: per request).
+        with per_row_budgets(self, budgets):
+            gen_ids, gen_logps = super()._generate_single_turn(
+                [prompt_ids[i] for i in to_generate], None, multimodal_fields, 1
+            )
         fresh = dict(zip(to_generate, range(len(to_generate))))
         out_ids, out_logps = [], [] if gen_logps is not None else None
         dropped_prompts, dropped_lengths = [], []

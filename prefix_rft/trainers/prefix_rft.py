@@ -1,12 +1,15 @@
 """``PrefixRFTTrainer``: TRL's GRPOTrainer with prefix-sampled hybrid rollouts and an entropy-masked loss.
 
-Only three hooks change (everything else - data loading, vLLM sync, rewards, logging, checkpoints -
-is TRL's):
+Four TRL hooks change (everything else - data loading, vLLM sync, reward functions, logging, checkpoints -
+is TRL's; ``tests/test_trl_seam.py`` computes the list from the class):
 
 * ``_generate_and_score_completions`` plans which rollouts of each group are hybrid, lets TRL
   generate and score them, then adds the per-token ``prefix_mask`` to the batch.
 * ``_generate_single_turn`` appends each hybrid's demonstration prefix (token ids) to its prompt,
-  generates the continuation, and returns ``prefix ids + continuation`` as the completion.
+  generates the continuation (at most ``max_completion_length - L`` tokens; whole demonstrations are not
+  sent to the engine), and returns ``prefix ids + continuation`` as the completion.
+* ``_calculate_rewards`` keeps TRL's rewards and remembers them (the hybrid/on-policy reward split it logs,
+  and the ``on_policy`` advantage baseline).
 * ``_compute_loss`` computes the Dr. GRPO clipped surrogate with the prefix-token update policy,
   through the pure functions in :mod:`prefix_rft.losses`.
 """
@@ -20,6 +23,7 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
+from prefix_rft.config.trl_loss_fields import refuse_unhonoured_loss_fields
 from prefix_rft.data.columns import DEMONSTRATION
 from prefix_rft.errors import ConfigError, one_of
 from prefix_rft.losses import (
@@ -35,6 +39,7 @@ from prefix_rft.prefix.sampling import prefix_length
 from prefix_rft.prefix.scheduler_state import PrefixSchedulerState
 from prefix_rft.prefix.schedulers import PrefixRatioScheduler, step_generator
 from prefix_rft.trainers.algorithm_config import AlgorithmConfig, knob
+from prefix_rft.trainers.engine_rows import per_row_budgets, rows_to_generate
 
 # TRL loss types whose reduction the prefix loss reproduces (prefix_rft.losses.aggregate_loss).
 PREFIX_LOSS_TYPES = ("dr_grpo", "grpo", "bnpo")
@@ -92,12 +97,7 @@ class PrefixRFTConfig(AlgorithmConfig):
         if self.shaping_gamma <= 0:
             raise ConfigError(f"algorithm.shaping_gamma={self.shaping_gamma} must be > 0")
         one_of("trainer.loss_type", args.loss_type, PREFIX_LOSS_TYPES)
-        if args.beta != 0.0:
-            raise ConfigError("trainer.beta must be 0: PrefixRFTTrainer and its subclasses use no KL term")
-        if args.importance_sampling_level != "token":
-            raise ConfigError("trainer.importance_sampling_level must be 'token' for PrefixRFTTrainer")
-        if args.off_policy_mask_threshold is not None:
-            raise ConfigError("trainer.off_policy_mask_threshold is not supported by PrefixRFTTrainer")
+        refuse_unhonoured_loss_fields(args, "PrefixRFTTrainer (and every trainer built on it)")
 
     def needs_demonstrations(self) -> bool:
         return self.num_prefixed > 0
@@ -233,14 +233,25 @@ class PrefixRFTTrainer(GRPOTrainer):
         # One call with every row as its own prompt (num_generations=1): hybrid rows differ from the rest
         # of their group, so TRL's per-group de-duplication for the vLLM server must not apply.
         extended = [list(p) + (prefix or []) for p, prefix in zip(prompt_ids, plan)]
-        # Full demonstrations need no generation. vLLM's paths slice results by process assuming equal
-        # row counts on every process, so rows are only skipped on the transformers path.
-        to_generate = list(range(len(extended)))
-        if not self.use_vllm and len(self._full_rows) < len(extended):
-            to_generate = [i for i in to_generate if i not in self._full_rows]
-        gen_ids, gen_logps = super()._generate_single_turn(
-            [extended[i] for i in to_generate], None, multimodal_fields, 1
-        )
+        # Whole demonstrations need no generation; hybrids continue with their own budget max_completion_length
+        # - L (per engine request on vLLM; cut below on transformers, which has one budget per call).
+        wanted = [i for i in range(len(extended)) if i not in self._full_rows]
+        if self.use_vllm:
+            to_generate = rows_to_generate(self, wanted, len(extended))
+        else:
+            # transformers: all rows when every one is a whole demonstration (generate needs a prompt)
+            to_generate = wanted if wanted else list(range(len(extended)))
+        budgets = [
+            self.max_completion_length - len(plan[i] or []) if i not in self._full_rows else 1
+            for i in to_generate
+        ]
+        if to_generate:
+            with per_row_budgets(self, budgets):
+                gen_ids, gen_logps = super()._generate_single_turn(
+                    [extended[i] for i in to_generate], None, multimodal_fields, 1
+                )
+        else:  # no process has a row to sample (vLLM): no engine call this round
+            gen_ids, gen_logps = [], []
         completion_ids: list = [[] for _ in extended]
         logprobs: list | None = [[] for _ in extended] if gen_logps is not None else None
         for j, i in enumerate(to_generate):

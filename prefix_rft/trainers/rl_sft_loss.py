@@ -6,6 +6,8 @@ the batch, its demonstration as a supervised target:
 
     loss = policy_loss + sft_coef * token_mean NLL(demonstration | prompt)
 
+(the NLL sum is :func:`prefix_rft.losses.weighted_nll_sum`, divided by the step's demonstration tokens)
+
 Each prompt's demonstration is attached to one row of its group (the first slot), so a prompt
 counts once however many rollouts it has. The token mean runs over every demonstration token of the
 optimizer step (all micro-batches, all processes), so it does not depend on how gradient accumulation
@@ -21,6 +23,7 @@ import torch
 
 from prefix_rft.cost.counters import record_cost
 from prefix_rft.errors import ConfigError
+from prefix_rft.losses import weighted_nll_sum
 from prefix_rft.trainers.algorithm_config import knob
 from prefix_rft.trainers.demonstrations import (
     SupervisedTermConfig,
@@ -114,18 +117,17 @@ class RLWithSFTLossTrainer(PrefixRFTTrainer):
             )
             mask = demo_mask[rows].to(logps.dtype)
             weights = self._sft_token_weights(logps.detach())
-            weights = torch.ones_like(logps) if weights is None else weights.detach()
-            nll = -(logps * mask)
-            weighted_sum = (weights * nll).sum()
+            weighted_sum = weighted_nll_sum(logps, mask, weights)
             normalizer = step_token_normalizer(self, inputs["demo_num_tokens"], mode)
             loss = loss + sft_coef * weighted_sum / normalizer
             prompt_tokens = inputs["prompt_mask"][rows].sum().float()
+            weight_sum = mask.sum() if weights is None else (weights.detach() * mask).sum()
             stat = torch.stack(
                 [
-                    nll.sum().detach().float(),
+                    -(logps.detach() * mask).sum().float(),
                     mask.sum().float(),
                     prompt_tokens,
-                    (weights * mask).sum().float(),
+                    weight_sum.float(),
                 ]
             )
         # Collective on every process, whether or not its micro-batch had demonstrations.

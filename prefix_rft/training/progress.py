@@ -22,6 +22,8 @@ from pathlib import Path
 
 from transformers.trainer_callback import PrinterCallback, ProgressCallback, TrainerCallback
 
+from prefix_rft.training.engine_gap import LOGPROB_GAP, format_gap, install_logprob_gap
+
 PROGRESS_LOGGER = "prefix_rft.progress"
 LOG_FILE = "train.log"
 
@@ -32,7 +34,8 @@ logger.setLevel(logging.INFO)
 
 def format_progress(logs: Mapping[str, object], step: int, max_steps: int, step_seconds: float | None) -> str:
     """One log event as a short line, e.g.
-    ``step 40/120 | reward 0.578 (on-policy 0.518, hybrid 1.000) | prefix ratio 0.84 | loss 0.0192 | 2.31 s/step``.
+    ``step 40/120 | reward 0.578 (on-policy 0.518, hybrid 1.000) | prefix ratio 0.84 | loss 0.0192 | 2.31 s/step``;
+    with vLLM generating, ``| logprob gap 0.0031`` (engine vs trainer log-probs) comes before the time.
 
     Parts whose metric the event lacks are left out (an SFT step has no reward); the end-of-training event
     becomes ``done: N steps in S s``.
@@ -52,6 +55,9 @@ def format_progress(logs: Mapping[str, object], step: int, max_steps: int, step_
         parts.append(f"prefix ratio {float(logs['prefix/ratio_mean']):.2f}")
     if "loss" in logs:
         parts.append(f"loss {float(logs['loss']):.4g}")
+    if LOGPROB_GAP in logs:
+        # Only when an engine (vLLM) generated: its log-probs vs the trainer's (see engine_gap.py).
+        parts.append(f"logprob gap {format_gap(float(logs[LOGPROB_GAP]))}")
     seconds = logs.get("step_time", step_seconds)
     if seconds is not None:
         parts.append(f"{float(seconds):.2f} s/step")
@@ -91,7 +97,9 @@ class ProgressLog(TrainerCallback):
 
 
 def install_progress_log(trainer) -> None:
-    """Replace the trainer's progress output (ProgressCallback / PrinterCallback) with :class:`ProgressLog`."""
+    """Replace the trainer's progress output (ProgressCallback / PrinterCallback) with :class:`ProgressLog`,
+    and make a trainer that generates with vLLM log the engine's log-prob gap (shown in the line)."""
+    install_logprob_gap(trainer)
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(ProgressLog())

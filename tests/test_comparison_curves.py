@@ -1,0 +1,73 @@
+"""The comparison's model option and held-out learning curves (benchmarks/testbed.py,
+benchmarks/small_scale_comparison.py): specs, overrides and the curve read from saved checkpoints."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks import small_scale_comparison as ssc  # noqa: E402
+from benchmarks import testbed  # noqa: E402
+
+
+def test_default_model_spec_is_unchanged_and_another_model_is_named():
+    base = testbed.job_spec("rft", 0, ["algorithm=rft"], ["data.x=1"], {4: 10}, 4)
+    assert set(base) == {
+        "name",
+        "seed",
+        "overrides",
+        "train_data",
+        "levels",
+        "samples",
+    }  # finished runs resume
+    assert not any(o.startswith("model.name_or_path") for o in base["overrides"])
+    curve = {"every": 20, "sft_every": 250, "level": 4, "problems": 100, "samples": 4}
+    fork = testbed.job_spec("rft", 0, ["algorithm=rft"], ["data.x=1"], {4: 10}, 4, "builtin:tiny-fork", curve)
+    assert fork["model"] == "builtin:tiny-fork" and fork["curve"] == curve
+    assert fork["overrides"][len(testbed.BASE_OVERRIDES)] == "model.name_or_path=builtin:tiny-fork"
+    assert "trainer.save_steps=20" in fork["overrides"] and "sft_trainer.save_steps=250" in fork["overrides"]
+    assert "trainer.save_total_limit=null" in fork["overrides"]
+    untrained = testbed.job_spec("base", 0, None, [], {4: 10}, 4, "builtin:tiny-fork", curve)
+    assert untrained["overrides"] is None and "curve" not in untrained
+
+
+def test_results_folder_and_curve_points_per_variant():
+    assert ssc.results_name(testbed.MODEL) == "small_scale_comparison"
+    assert ssc.results_name("builtin:tiny-fork") == "small_scale_comparison_tiny_fork"
+    sft_3ep = ssc.variant_overrides("sft_3ep", 120)
+    assert ssc.curve_spec(sft_3ep, 20, 100, 4)["sft_every"] == 250  # 1,500 SFT steps at 6 points
+    assert ssc.curve_spec(ssc.variant_overrides("rft", 120), 20, 100, 4)["sft_every"] == 20
+    assert set(ssc.FORK_PLAN) <= set(ssc.VARIANTS)
+
+
+def _checkpoint(model_dir: Path, folder: Path, step: int, rollouts: int, fb_tokens: int, sft_tokens: int = 0):
+    shutil.copytree(model_dir, folder)
+    counters = {"rollouts": rollouts, "forward_backward_tokens": fb_tokens, "trained_sft_tokens": sft_tokens}
+    state = {"global_step": step, "stateful_callbacks": {"CostState": {"attributes": {"counters": counters}}}}
+    (folder / "trainer_state.json").write_text(json.dumps(state))
+
+
+def test_learning_curve_reads_checkpoints_in_order_and_carries_cost(tmp_path, tiny_model_dir):
+    """A two-stage run (SFT then RL): points come stage by stage in step order, the RL stage's cost adds to the
+    SFT stage's, FLOPs follow the package's formula (6 N per trained token), and each checkpoint is deleted."""
+    run = tmp_path / "run"
+    _checkpoint(tiny_model_dir, run / "stage1_sft" / "checkpoint-10", 10, 0, 1000, sft_tokens=300)
+    _checkpoint(tiny_model_dir, run / "stage1_sft" / "checkpoint-5", 5, 0, 500, sft_tokens=150)
+    _checkpoint(tiny_model_dir, run / "stage2_rl" / "checkpoint-4", 4, 64, 2000)
+    curve = {"every": 4, "sft_every": 5, "level": 4, "problems": 3, "samples": 1}
+    points = testbed.learning_curve(run, "builtin:tiny", curve, [])
+    assert [(p["stage"], p["step"]) for p in points] == [("sft", 5), ("sft", 10), ("rl", 4)]
+    from transformers import AutoModelForCausalLM
+
+    n = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(tiny_model_dir).parameters())
+    assert points[0]["tflops"] == 6 * n * 500 / 1e12 and points[0]["demo_tokens"] == 150
+    assert points[2]["rollouts"] == 64 and points[2]["demo_tokens"] == 300
+    assert abs(points[2]["tflops"] - 6 * n * (1000 + 2000) / 1e12) < 1e-12
+    assert all(0.0 <= p["faithful_accuracy"] <= p["accuracy"] <= 1.0 for p in points)
+    assert not list(run.rglob("checkpoint-*"))
