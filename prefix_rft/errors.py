@@ -24,6 +24,8 @@ class PrefixRFTError(Exception):
 
     # How the CLIs label the error: "prefix-rft-train: <kind>: <message>".
     kind = "error"
+    # The exit status the CLIs end with (None: the caller's, 2).
+    exit_code: int | None = None
 
 
 class ConfigError(PrefixRFTError, ValueError):
@@ -62,6 +64,14 @@ class TrainingError(PrefixRFTError, RuntimeError):
     kind = "training error"
 
 
+class Interrupted(PrefixRFTError):
+    """The user stopped a run or an evaluation (Ctrl-C); the message says where, and how to resume."""
+
+    kind = "interrupted"
+    # The shell's status for a process ended by SIGINT.
+    exit_code = 130
+
+
 class GradingError(PrefixRFTError, RuntimeError):
     """Answers could not be graded (the grading worker processes cannot run)."""
 
@@ -93,4 +103,4 @@ def report_user_errors(prog: str, exit_code: int = 2) -> Iterator[None]:
             raise
         message = " ".join(str(err).split("\n"))  # one line, whatever the message holds
         print(f"{prog}: {err.kind}: {message}", file=sys.stderr)
-        raise SystemExit(exit_code) from None
+        raise SystemExit(err.exit_code if err.exit_code is not None else exit_code) from None

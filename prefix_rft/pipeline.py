@@ -164,8 +164,11 @@ def check_enough_rows(cfg: DictConfig, kinds: tuple[str, ...], rows: int) -> Non
         )
 
 
-def run_stage(cfg: DictConfig, stage: Stage, model, tokenizer, train_dataset, main_process: bool):
-    """Train one stage into its folder, resuming from its own checkpoints; returns (trainer, train output)."""
+def run_stage(
+    cfg: DictConfig, stage: Stage, model, tokenizer, train_dataset, main_process: bool, progress=None
+):
+    """Train one stage into its folder, resuming from its own checkpoints; returns (trainer, train output).
+    ``progress`` (a :class:`_RunProgress`) is told when training starts and which trainer runs."""
     from prefix_rft.config.build import STAGE_BUILDERS
     from prefix_rft.errors import TrainingError
     from prefix_rft.training.model_card import install_model_card
@@ -178,7 +181,11 @@ def run_stage(cfg: DictConfig, stage: Stage, model, tokenizer, train_dataset, ma
     install_progress_log(trainer)
     install_model_card(trainer, cfg.model.name_or_path, cfg.algorithm.name, stage.kind)
     resume = resolve_resume(resume_request(cfg), stage.output_dir)
+    if progress is not None:
+        progress.started, progress.kind, progress.trainer = True, stage.kind, trainer
     output = trainer.train(resume_from_checkpoint=resume)
+    if progress is not None:
+        progress.trainer = None
     if trainer.state.global_step == 0:
         # Nothing was trained (e.g. every batch was dropped): never save the start model as a result.
         raise TrainingError(
@@ -212,24 +219,102 @@ def _finish_intermediate(cfg: DictConfig, stage: Stage, trainer, output, tokeniz
     trainer.accelerator.wait_for_everyone()
 
 
-def run_training(cfg: DictConfig) -> dict[str, Any]:
-    """Validate, load, evaluate, train the algorithm's stages, save, evaluate again; returns the summary."""
-    from prefix_rft.config.validate import check_environment, validate_train_config
+def run_training(cfg: DictConfig, overrides: list[str] | None = None) -> dict[str, Any]:
+    """Validate, load, evaluate, train the algorithm's stages, save, evaluate again; returns the summary.
+
+    ``overrides``: the command-line overrides ``cfg`` was composed with (``prefix-rft-train`` passes
+    Hydra's); they tell what the user set, for the notices about ignored knobs and for a resume, which
+    keeps the run folder's saved settings and refuses overrides that change them. None: unknown, every
+    value counts as set.
+
+    The run folder is locked for the run; a refusal before training starts removes a folder this
+    command created. Ctrl-C ends in a :class:`~prefix_rft.errors.Interrupted` that says where
+    training stopped, the last checkpoint and the command that resumes.
+    """
+    from prefix_rft.config.validate import (
+        check_environment,
+        check_schema,
+        check_trl_configs,
+        validate_train_config,
+    )
+    from prefix_rft.errors import Interrupted, PrefixRFTError
+    from prefix_rft.training.folder_claim import created_by_this_command, hold_run_folder
     from prefix_rft.training.progress import run_log
+    from prefix_rft.training.resume_config import config_for_resume
+    from prefix_rft.training.run_folder import resume_request
 
-    validate_train_config(cfg)  # before anything heavy is loaded
-    check_environment(cfg)
     out_dir = Path(cfg.output_dir)
-    with run_log(out_dir, _is_main_process()):
-        return _train(cfg, out_dir)
+    created = created_by_this_command(out_dir) or not out_dir.exists()
+    main_process = _is_main_process()
+    progress = _RunProgress()
+    try:
+        check_schema(cfg)  # a typo is named as such, before the resume compares values
+        resume = resume_request(cfg)
+        with hold_run_folder(out_dir, main_process):
+            if resume is not None:
+                cfg = config_for_resume(cfg, out_dir, overrides)
+            validate_train_config(cfg, overrides)  # before anything heavy is loaded
+            check_environment(cfg)
+            check_trl_configs(cfg)
+            with run_log(out_dir, main_process):
+                return _train(cfg, out_dir, progress)
+    except KeyboardInterrupt:
+        raise Interrupted(interrupted_message(cfg, out_dir, progress)) from None
+    except PrefixRFTError:
+        if created and not progress.started and main_process:
+            _discard_folder(out_dir)
+        raise
 
 
-def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+@dataclass
+class _RunProgress:
+    """How far a run got: whether a stage began training, and the trainer of the current stage."""
+
+    started: bool = False
+    kind: str = ""
+    trainer: Any = None
+
+
+def _discard_folder(out_dir: Path) -> None:
+    """Remove a run folder this command created and a refusal left without any result."""
+    import shutil
+
+    from prefix_rft.training.run_folder import METRICS, checkpoints
+
+    if out_dir.is_dir() and not checkpoints(out_dir) and not (out_dir / METRICS).exists():
+        shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def interrupted_message(cfg: DictConfig, out_dir: Path, progress: _RunProgress) -> str:
+    """Where an interrupted run stopped, its last checkpoint, and the command that resumes it."""
+    from prefix_rft.config.algorithm_args import algorithm_from_config
+    from prefix_rft.training.run_folder import checkpoints
+
+    try:
+        stages = plan_stages(algorithm_from_config(cfg)[0].stages, out_dir)
+    except Exception:  # the config itself was not valid yet: only the run folder is known
+        stages = [Stage("rl", out_dir)]
+    saved = [p for s in stages for p in checkpoints(s.output_dir)]
+    if progress.trainer is not None:
+        state = progress.trainer.state
+        where = (
+            f"training stopped after step {state.global_step}/{state.max_steps} of the {progress.kind} stage"
+        )
+    elif progress.started:
+        where = "stopped after training, before the run finished"
+    else:
+        where = "stopped before training started"
+    last = f"last checkpoint: {saved[-1]}" if saved else "no checkpoint saved yet (a resume starts over)"
+    return f"{where}; {last}; resume with: prefix-rft-train hydra.run.dir={out_dir} resume_from_checkpoint=latest"
+
+
+def _train(cfg: DictConfig, out_dir: Path, run_progress: _RunProgress) -> dict[str, Any]:
     from transformers import set_seed
 
     from prefix_rft.config.algorithm_args import algorithm_from_config
     from prefix_rft.config.build import build_quantization_config
     from prefix_rft.config.lengths import prompt_length_limit
+    from prefix_rft.config.trainer_args import set_trainer_args
     from prefix_rft.data.gold_check import gold_style
     from prefix_rft.data.sources import drop_long_prompts, heldout_records, load_train_dataset
     from prefix_rft.eval.heldout import heldout_accuracy, report_lines
@@ -243,6 +328,7 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     )
     from prefix_rft.training.progress import logger as progress
     from prefix_rft.training.run_folder import (
+        check_not_finished,
         check_run_folder,
         load_heldout_before,
         resume_request,
@@ -254,7 +340,25 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     stages = plan_stages(entry.stages, out_dir)
     resume = resume_request(cfg)
     check_run_folder(out_dir, [s.output_dir for s in stages], resume)
-    resolve_resume(resume, out_dir)  # a checkpoint path that is not one fails here, not after loading
+    if resume is not None:
+        last_stage = stages[-1]
+        group = (
+            "sft_trainer"
+            if last_stage.kind == "sft" and "max_steps" in set_trainer_args(cfg.sft_trainer)
+            else "trainer"
+        )
+        check_not_finished(
+            out_dir,
+            resolve_resume(resume, last_stage.output_dir),
+            int(set_trainer_args(cfg[group]).get("max_steps", -1)),
+            f"{group}.max_steps",
+        )
+    # A checkpoint path that is not one, or a damaged checkpoint, fails here, not after loading.
+    if resume is not None and all(resolve_resume(resume, s.output_dir) is None for s in stages):
+        if not any((s.output_dir / STAGE_DONE).is_file() for s in stages):
+            logger.info(
+                "resume_from_checkpoint=%s: %s holds no checkpoint yet; the run starts fresh", resume, out_dir
+            )
     check_model_path(cfg.model.name_or_path)
     main_process = _is_main_process()
     if main_process:
@@ -315,7 +419,9 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         if (stage.output_dir / STAGE_DONE).is_file():
             logger.info("%s stage already complete in %s; loading its model", stage.kind, stage.output_dir)
         else:
-            trainer, output = run_stage(cfg, stage, model, tokenizer, train_dataset, main_process)
+            trainer, output = run_stage(
+                cfg, stage, model, tokenizer, train_dataset, main_process, run_progress
+            )
             _finish_intermediate(cfg, stage, trainer, output, tokenizer, main_process)
             session_train_seconds += _session_seconds(trainer)
             del trainer
@@ -324,7 +430,7 @@ def _train(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         summaries.append({"stage": stage.kind, "output_dir": str(stage.output_dir), **done})
         model = load_model(cfg.model, done["model_dir"], quantization_config=quantization)
     last = stages[-1]
-    trainer, train_output = run_stage(cfg, last, model, tokenizer, train_dataset, main_process)
+    trainer, train_output = run_stage(cfg, last, model, tokenizer, train_dataset, main_process, run_progress)
     costs.append(stage_cost_record(trainer, last.kind))
     session_train_seconds += _session_seconds(trainer)
     if len(stages) > 1:

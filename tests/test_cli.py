@@ -164,18 +164,20 @@ def check_cost(cost: dict, algorithm: str) -> None:
 
 
 def test_rerunning_a_finished_sft_stage_skips_it(sweep, warm_model_dir):
-    """sft_then_rft is resumable per stage: with stage 1 complete, only the RL stage runs again."""
+    """sft_then_rft is resumable per stage: with stage 1 complete, only the RL stage trains further."""
     run = sweep / "sft_then_rft"
     marker = run / "stage1_sft" / "stage_complete.json"
     before = marker.read_text()
     sft_weights = (run / "stage1_sft" / "model.safetensors").stat().st_mtime_ns
     cmd = cli() + ["algorithm=sft_then_rft", f"hydra.run.dir={run}", "resume_from_checkpoint=latest"]
-    cmd += [o for o in small_run_overrides() if not o.startswith("hydra.sweep")]
+    cmd += [o for o in small_run_overrides() if not o.startswith(("hydra.sweep", "trainer.max_steps"))]
+    cmd += ["trainer.max_steps=3"]  # the finished run is extended by one RL step
     env = dict(os.environ)  # PREFIX_RFT_CACHE points at the session cache (model_cache fixture)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert marker.read_text() == before
     assert (run / "stage1_sft" / "model.safetensors").stat().st_mtime_ns == sft_weights
+    assert json.loads((run / "metrics.json").read_text())["global_step"] == 3
     # The skipped stage's cost comes from its marker, so the rerun still reports it.
     cost = json.loads((run / "metrics.json").read_text())["cost"]
     assert cost["stages"][0] == json.loads(before)["cost"]

@@ -93,7 +93,7 @@ def test_a_knob_of_another_algorithm_is_ignored_and_reported(caplog):
     cfg = cfg_with("algorithm=rft", "algorithm.num_prefixed=1")
     with caplog.at_level(logging.INFO, logger="prefix_rft.config.validate"):
         validate_train_config(cfg)
-    assert "algorithm=rft ignores algorithm.num_prefixed, algorithm.sft_buffer_size" in caplog.text
+    assert "algorithm=rft does not read algorithm.num_prefixed=1, algorithm.sft_buffer_size=8" in caplog.text
     entry, config = algorithm_from_config(cfg)
     assert entry.name == "rft" and not hasattr(config, "num_prefixed")
 

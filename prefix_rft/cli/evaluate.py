@@ -42,11 +42,14 @@ def main() -> None:
 
     import hydra
 
+    from prefix_rft.config.command_line import check_command_line
     from prefix_rft.config.compose import conf_dir
-    from prefix_rft.errors import report_user_errors
+    from prefix_rft.errors import Interrupted, report_user_errors
     from prefix_rft.eval.config import register_eval_configs
 
     register_eval_configs()
+    # A typo (unknown key, a value of the wrong type) is one line and exit 2, before Hydra runs anything.
+    check_command_line(sys.argv[1:], conf_dir(), "eval", "prefix-rft-eval")
 
     def task(cfg: DictConfig) -> None:
         from prefix_rft.eval.report import pct
@@ -56,7 +59,14 @@ def main() -> None:
         resolved = OmegaConf.to_container(cfg, resolve=True)
         # A config, data or model mistake is the user's to fix: one clear line, no traceback.
         with report_user_errors("prefix-rft-eval"):
-            summary = run_evaluation(resolved)
+            try:
+                summary = run_evaluation(resolved)
+            except KeyboardInterrupt:
+                # The samples graded so far are in the folder: the same command with it resumes.
+                raise Interrupted(
+                    f"the samples written so far are kept in {resolved['output_dir']}; resume with the same "
+                    f"command and output_dir={resolved['output_dir']}"
+                ) from None
         for name, b in summary["benchmarks"].items():
             print(
                 f"{name:>14}  {b['metric']:>7}  {pct(b['score']):>5}  ({b['n_items']} items, {b['n_samples']} samples)"

@@ -109,25 +109,47 @@ def main() -> None:
 
     import hydra
 
+    from prefix_rft.config.command_line import check_command_line, job_view
     from prefix_rft.config.schema import register_configs
     from prefix_rft.errors import report_user_errors
     from prefix_rft.pipeline import run_training
+    from prefix_rft.training.folder_claim import note_folder_state, register_run_dir_resolver
 
     # The cached schema: composing (and --cfg job) does not import TRL; the run checks the live one.
     register_configs(cached=True)
+    register_run_dir_resolver(new_command=True)
     share_run_time()
     config_path = run_config_dir(argv) or conf_dir()
+    # A typo (unknown option, key or value) is one line and exit 2, before Hydra runs anything.
+    flags, composed = check_command_line(argv, config_path, "config", "prefix-rft-train")
+    if composed is not None and flags.cfg == "job" and not flags.package and not flags.resolve:
+        print(job_view(composed), end="")
+        return
+    # Whether a folder named on the command line is new: a run refused at start-up removes only such.
+    note_folder_state(named_run_dir(flags.overrides))
 
     def task(cfg: DictConfig) -> None:
+        from hydra.core.hydra_config import HydraConfig
+
         quiet_library_noise()
         if int(os.environ.get("RANK", "0")) > 0:
             # One log: the other processes of a multi-process launch only report problems.
             logging.getLogger().setLevel(logging.WARNING)
+        overrides = list(HydraConfig.get().overrides.task)
         # A config, data or model mistake is the user's to fix: one clear line, no traceback.
         with report_user_errors("prefix-rft-train"):
-            run_training(cfg)
+            run_training(cfg, overrides)
 
     hydra.main(config_path=str(config_path), config_name="config", version_base="1.3")(task)()
+
+
+def named_run_dir(overrides: list[str]) -> str | None:
+    """The folder ``hydra.run.dir=DIR`` names on the command line (the last one wins), else None."""
+    folder = None
+    for override in overrides:
+        if override.startswith("hydra.run.dir="):
+            folder = override.split("=", 1)[1]
+    return folder
 
 
 if __name__ == "__main__":

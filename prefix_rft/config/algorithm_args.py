@@ -67,13 +67,6 @@ def set_algorithm_args(algo_cfg: DictConfig) -> dict[str, Any]:
     return {k: algo_cfg[k] for k in algo_cfg if not OmegaConf.is_missing(algo_cfg, k)}
 
 
-def ignored_knobs(cfg: DictConfig) -> list[str]:
-    """Knobs set in the config that the selected algorithm does not have."""
-    entry = get_algorithm(cfg.algorithm.name)
-    own = {f.name for f in dataclasses.fields(entry.config)}
-    return sorted(k for k in set_algorithm_args(cfg.algorithm) if k != "name" and k not in own)
-
-
 def algorithm_from_config(cfg: DictConfig) -> tuple[Algorithm, AlgorithmConfig]:
     """The registry entry of ``algorithm.name`` and its config built from the ``algorithm.*`` values."""
     entry = get_algorithm(cfg.algorithm.name)

@@ -20,8 +20,10 @@ def compose_config(overrides: Sequence[str] = (), config_name: str = "config") -
     from hydra.core.global_hydra import GlobalHydra
 
     from prefix_rft.config.schema import register_configs
+    from prefix_rft.training.folder_claim import register_run_dir_resolver
 
     register_configs()
+    register_run_dir_resolver()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         return compose(config_name=config_name, overrides=list(overrides))

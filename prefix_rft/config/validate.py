@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -15,7 +16,14 @@ from omegaconf.errors import OmegaConfBaseException
 from prefix_rft.config.trainer_args import TrainerValues, set_trainer_args
 from prefix_rft.errors import ConfigError, MissingExtraError, one_of
 
-__all__ = ["ConfigError", "check_environment", "check_schema", "validate_train_config"]
+__all__ = [
+    "ConfigError",
+    "check_environment",
+    "check_ranges",
+    "check_schema",
+    "check_trl_configs",
+    "validate_train_config",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -35,28 +43,29 @@ def check_schema(cfg: DictConfig) -> None:
         raise ConfigError(f"invalid config: {err}") from err
 
 
-def validate_train_config(cfg: DictConfig) -> None:
-    """Run every check that needs no model or data; raises :class:`ConfigError`."""
-    from prefix_rft.config.algorithm_args import algorithm_from_config, ignored_knobs
+def validate_train_config(cfg: DictConfig, overrides: list[str] | None = None) -> None:
+    """Run every check that needs no model or data; raises :class:`ConfigError`.
+
+    ``overrides``: the command line's overrides, for the notices about knobs the run ignores (only the
+    ones the user set are reported; None: every set knob counts as the user's).
+    """
+    from prefix_rft.config.algorithm_args import algorithm_from_config
     from prefix_rft.config.build import BACKEND_TO_TRL
+    from prefix_rft.config.knob_notices import report_ignored_knobs, scheduler_knobs_read
     from prefix_rft.prefix.schedulers import scheduler_from_config
     from prefix_rft.rewards.rewards import get_reward_funcs
 
     check_schema(cfg)
     entry, algo = algorithm_from_config(cfg)
-    ignored = ignored_knobs(cfg)
-    if ignored:
-        logger.info(
-            "algorithm=%s ignores %s: knobs of other algorithms (a sweep's shared overrides, scale=cpu's ReLIFT buffer)",
-            entry.name,
-            ", ".join(f"algorithm.{k}" for k in ignored),
-        )
+    report_ignored_knobs(cfg, overrides)
+    check_ranges(cfg)
     trainer = TrainerValues(cfg.trainer)
     one_of("generation.backend", cfg.generation.backend, BACKEND_TO_TRL)
     _check_data(cfg.data)
     try:
         get_reward_funcs(list(cfg.reward.funcs))
-        scheduler = scheduler_from_config(cfg.scheduler)
+        # An algorithm without hybrid rollouts reads no scheduler: its values are ignored, not checked.
+        scheduler = scheduler_from_config(cfg.scheduler) if scheduler_knobs_read(cfg) else None
     except ValueError as err:
         raise ConfigError(str(err)) from err
     if getattr(scheduler, "rising", False):
@@ -78,6 +87,105 @@ def validate_train_config(cfg: DictConfig) -> None:
     _check_budget(cfg)
     _check_peft(cfg.peft)
     _check_context(cfg, trainer)
+
+
+# Ranges of the values that TRL's and torch's own checks leave to fail late (AdamW rejects a negative
+# learning rate only when the optimizer is built, after the model loaded; a batch of 0 fails in the data
+# loader; numpy refuses a negative seed in the first call that seeds). key -> (test, what is expected).
+# Checked in both trainer groups; a key that is not set keeps TRL's default and is not checked.
+_POSITIVE_INT = (lambda v: v >= 1, "a whole number >= 1")
+_NON_NEGATIVE = (lambda v: v >= 0, "a number >= 0")
+_FRACTION = (lambda v: 0 <= v <= 1, "a number in [0, 1]")
+TRAINER_RANGES: dict[str, tuple[Any, str]] = {
+    "learning_rate": _NON_NEGATIVE,
+    "per_device_train_batch_size": _POSITIVE_INT,
+    "per_device_eval_batch_size": _POSITIVE_INT,
+    "gradient_accumulation_steps": _POSITIVE_INT,
+    "max_completion_length": _POSITIVE_INT,
+    "max_prompt_length": _POSITIVE_INT,
+    "max_length": _POSITIVE_INT,
+    "num_generations": (lambda v: v >= 2, "a whole number >= 2 (advantages compare rollouts of a group)"),
+    "generation_batch_size": _POSITIVE_INT,
+    "steps_per_generation": _POSITIVE_INT,
+    "num_iterations": _POSITIVE_INT,
+    "num_train_epochs": _NON_NEGATIVE,
+    "logging_steps": (lambda v: v > 0, "a number > 0"),
+    "save_steps": (lambda v: v > 0, "a number > 0"),
+    "save_total_limit": _POSITIVE_INT,
+    "weight_decay": _NON_NEGATIVE,
+    "max_grad_norm": _NON_NEGATIVE,
+    "warmup_ratio": _FRACTION,
+    "warmup_steps": _NON_NEGATIVE,
+    "adam_beta1": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "adam_beta2": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "adam_epsilon": _NON_NEGATIVE,
+    "temperature": (lambda v: v > 0, "a number > 0"),
+    "top_p": (lambda v: 0 < v <= 1, "a number in (0, 1]"),
+    "top_k": _NON_NEGATIVE,
+    "min_p": _FRACTION,
+    "repetition_penalty": (lambda v: v > 0, "a number > 0"),
+    "beta": _NON_NEGATIVE,
+    "epsilon": _NON_NEGATIVE,
+    "epsilon_high": _NON_NEGATIVE,
+    "dataloader_num_workers": _NON_NEGATIVE,
+}
+# The other groups' numbers whose schema type admits values that cannot work.
+OTHER_RANGES: dict[str, tuple[Any, str]] = {
+    "seed": (lambda v: 0 <= v < 2**32, "a whole number in [0, 2**32)"),
+    "model.max_context_length": _POSITIVE_INT,
+    "data.seed": (lambda v: 0 <= v < 2**32, "a whole number in [0, 2**32)"),
+    "data.max_samples": _POSITIVE_INT,
+    "data.max_prompt_length": _POSITIVE_INT,
+    "data.synthetic.num_train": _POSITIVE_INT,
+    "data.synthetic.num_eval": _NON_NEGATIVE,
+    "heldout_eval.samples": _POSITIVE_INT,
+    "heldout_eval.max_new_tokens": _POSITIVE_INT,
+    "heldout_eval.batch_size": _POSITIVE_INT,
+    "heldout_eval.temperature": _NON_NEGATIVE,
+    "peft.r": _POSITIVE_INT,
+    "peft.lora_alpha": (lambda v: v > 0, "a number > 0"),
+    "peft.lora_dropout": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+}
+
+
+def check_ranges(cfg: DictConfig) -> None:
+    """Refuse numbers outside the range that can work (:data:`TRAINER_RANGES`, :data:`OTHER_RANGES`)."""
+    values: dict[str, Any] = {}
+    for group in ("trainer", "sft_trainer"):
+        for key, value in set_trainer_args(cfg[group]).items():
+            if key in TRAINER_RANGES:
+                values[f"{group}.{key}"] = (value, TRAINER_RANGES[key])
+    for key, rule in OTHER_RANGES.items():
+        values[key] = (OmegaConf.select(cfg, key, throw_on_missing=False), rule)
+    for key, (value, (ok, expected)) in values.items():
+        if value is None or isinstance(value, bool) or not isinstance(value, int | float):
+            continue  # unset, or a type the schema already refused
+        if not ok(value):
+            raise ConfigError(f"{key}={value} is not valid; expected {expected}")
+
+
+def check_trl_configs(cfg: DictConfig) -> None:
+    """Build the TRL config objects of the run's stages (``GRPOConfig`` for RL, ``SFTConfig`` for SFT) so
+    that TRL's own checks of them (batch sizes that do not divide, bf16 without a GPU, ...) fail before
+    a model is loaded; the trainers build them again from the same config."""
+    from prefix_rft.config.algorithm_args import algorithm_from_config
+    from prefix_rft.config.build import build_grpo_config, build_sft_config
+
+    if _uses_deepspeed(cfg):
+        # With DeepSpeed, a TRL config registers a process-wide DeepSpeed config (ZeRO-3 model loading
+        # reads it) and needs the deepspeed package: only the trainer builds it, once.
+        return
+    entry, _ = algorithm_from_config(cfg)
+    builders = {"rl": build_grpo_config, "sft": build_sft_config}
+    for kind in entry.stages:
+        builders[kind](cfg)
+
+
+def _uses_deepspeed(cfg: DictConfig) -> bool:
+    import os
+
+    configured = any(set_trainer_args(cfg[g]).get("deepspeed") for g in ("trainer", "sft_trainer"))
+    return configured or os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true")
 
 
 def _check_context(cfg: DictConfig, trainer: TrainerValues) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 import torch
 
@@ -71,6 +72,13 @@ def check_model_path(name_or_path: str, key: str = "model.name_or_path") -> None
         if not os.path.isfile(os.path.join(path, "config.json")):
             raise ModelLoadError(
                 f"{key}={name_or_path} holds no config.json (not a saved model); expected {expected}"
+            )
+        from prefix_rft.training.checkpoint_integrity import damage, intact_alternative
+
+        problem = damage(Path(path))
+        if problem is not None:
+            raise ModelLoadError(
+                f"{key}={name_or_path} is damaged ({problem}); {intact_alternative(Path(path))}"
             )
     elif _looks_local(name_or_path):
         raise ModelLoadError(f"{key}={name_or_path} does not exist; expected {expected}")

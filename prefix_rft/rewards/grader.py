@@ -15,6 +15,7 @@ import math
 import multiprocessing as mp
 import os
 import re
+import signal
 import threading
 
 from prefix_rft.errors import GradingError
@@ -204,6 +205,9 @@ def _exit_with_parent(parent_pid: int, interval: float = 1.0) -> None:
 
 
 def _worker_init(parent_pid: int | None = None) -> None:
+    # Ctrl-C reaches every process of the terminal's group: the parent reports it, the workers stay quiet
+    # (they end with it).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if parent_pid is not None:
         threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     import math_verify  # noqa: F401 - pay the sympy import once per worker, not inside an item's budget

@@ -75,7 +75,11 @@ def is_complete_checkpoint(folder: Path) -> bool:
 
 def resolve_resume(value: str | None, folder: Path) -> str | None:
     """``latest`` -> the newest complete checkpoint in ``folder`` (None if there is none yet); a path is
-    checked."""
+    checked.
+
+    The checkpoint must be intact (:mod:`.checkpoint_integrity`): a damaged one is a
+    :class:`RunFolderError` naming the file and the newest intact checkpoint to resume from instead.
+    """
     if value is None:
         return None
     if value == LATEST:
@@ -84,13 +88,43 @@ def resolve_resume(value: str | None, folder: Path) -> str | None:
         for partial in found[found.index(complete[-1]) + 1 if complete else 0 :]:
             # A run killed while saving (a DeepSpeed save of many shards takes a while) left it half-written.
             logger.warning("skipping %s: not written to the end (no %s)", partial, TRAINER_STATE)
-        return str(complete[-1]) if complete else None
-    if not Path(value).is_dir():
-        raise ConfigError(
-            f"resume_from_checkpoint={value} is not a checkpoint folder; expected 'latest' or a "
-            "checkpoint-<step> folder of an earlier run"
+        if not complete:
+            return None
+        chosen = complete[-1]
+    else:
+        chosen = Path(value)
+        if not chosen.is_dir():
+            raise ConfigError(
+                f"resume_from_checkpoint={value} is not a checkpoint folder; expected 'latest' or a "
+                "checkpoint-<step> folder of an earlier run"
+            )
+        found = checkpoints(chosen.parent)
+    check_checkpoint_intact(chosen, [p for p in found if p.resolve() != chosen.resolve()])
+    return str(chosen) if value == LATEST else value
+
+
+def check_checkpoint_intact(checkpoint: Path, others: list[Path]) -> None:
+    """Refuse a damaged ``checkpoint``, naming the file and the newest intact one of ``others`` (the other
+    checkpoints of its run, oldest first)."""
+    from prefix_rft.training.checkpoint_integrity import damage, newest_intact
+
+    problem = damage(checkpoint)
+    if problem is None:
+        return
+    intact = newest_intact([p for p in others if _step(p) < _step(checkpoint)])
+    if intact is None:
+        instead = "no older intact checkpoint is left; start a new run in another folder (hydra.run.dir=DIR)"
+    else:
+        instead = (
+            f"the newest intact checkpoint is {intact}: move {checkpoint.name} aside and resume with "
+            f"resume_from_checkpoint=latest, or resume_from_checkpoint={intact}"
         )
-    return value
+    raise RunFolderError(f"checkpoint {checkpoint} is damaged ({problem}); {instead}")
+
+
+def _step(checkpoint: Path) -> int:
+    match = _CHECKPOINT.match(checkpoint.name)
+    return int(match.group(1)) if match else 1 << 62
 
 
 def check_run_folder(out_dir: Path, stage_dirs: Sequence[Path], resume: str | None) -> None:
@@ -116,6 +150,27 @@ def check_run_folder(out_dir: Path, stage_dirs: Sequence[Path], resume: str | No
         raise RunFolderError(
             f"run folder {out_dir} holds a finished run with no checkpoint to resume from; start a new "
             "run in another folder (hydra.run.dir=DIR)"
+        )
+
+
+def checkpoint_step(checkpoint: str | Path) -> int | None:
+    """The optimizer step a checkpoint was saved at (its ``trainer_state.json``), None if unreadable."""
+    try:
+        return int(json.loads((Path(checkpoint) / "trainer_state.json").read_text())["global_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_not_finished(out_dir: Path, checkpoint: str | None, max_steps: int, key: str) -> None:
+    """Refuse to resume a finished run (``metrics.json``) whose checkpoint already reached ``max_steps``:
+    TRL would train one step past it. Extending it (a larger ``key``) is the way on."""
+    if checkpoint is None or max_steps < 1 or not (out_dir / METRICS).is_file():
+        return
+    step = checkpoint_step(checkpoint)
+    if step is not None and step >= max_steps:
+        raise RunFolderError(
+            f"the run in {out_dir} already finished at step {step} ({Path(checkpoint).name}) and "
+            f"{key}={max_steps}: nothing to resume; extend it with {key}=N (N > {step})"
         )
 
 
