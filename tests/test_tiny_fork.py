@@ -49,28 +49,18 @@ def test_shipped_tiny_fork_matches_its_profile_and_has_an_uncertain_fork():
     """builtin:tiny-fork is the file PROFILE.json describes (sha256), its greedy accuracy on 60 profile problems
     per level is within 3 standard errors of the recorded one, and at the 4-step fork (first token of the fourth
     equation) p(demonstration token) is in the range the model was built for, with entropy_top keeping it."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from fakes import greedy_accuracy_by_level
 
     from benchmarks import decision_tokens as dt
-    from prefix_rft.eval.heldout import heldout_accuracy
     from prefix_rft.models.load import resolve_model_path
     from prefix_rft.models.tiny import SHIPPED_DIRS
-    from prefix_rft.testbed_model import profile_records, weights_sha256
+    from prefix_rft.testbed_model import weights_sha256
 
     folder = SHIPPED_DIRS["tiny-fork"]
     recorded = json.loads((folder / "PROFILE.json").read_text())
     path = Path(resolve_model_path("builtin:tiny-fork"))
     assert path == folder and weights_sha256(path) == recorded["sha256"]
-    model = AutoModelForCausalLM.from_pretrained(path)
-    tok = AutoTokenizer.from_pretrained(path)
-    for level in (1, 2, 3, 4):
-        records = profile_records(60, levels=(level,))
-        result = heldout_accuracy(
-            model, tok, records, samples=1, temperature=0.0, max_new_tokens=64, batch_size=60
-        )
-        expected = recorded["profile"][f"steps_{level}"]["greedy/accuracy"]
-        se = max((expected * (1 - expected) / 60) ** 0.5, 0.02)
-        assert abs(result["accuracy"] - expected) <= 3 * se, (level, result["accuracy"], expected)
+    greedy_accuracy_by_level(path, recorded)
     probe = dt.probe_testbed("builtin:tiny-fork", 4, 60, steps=4)
     fork = probe["summary"]["eq4"]
     assert 0.05 <= fork["mean_p_demo"] <= 0.5, fork

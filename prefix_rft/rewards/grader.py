@@ -32,20 +32,27 @@ _WORKER_HINT = (
 _BOX_OPENERS = ("\\boxed{", "\\fbox{")
 
 
-def _last_braced(text: str) -> str | None:
-    starts = [(text.rfind(op), op) for op in _BOX_OPENERS]
-    start, op = max(starts)
-    if start < 0:
-        return None
-    depth, i = 1, start + len(op)
+def _closing_brace(text: str, i: int) -> int | None:
+    """Index of the ``}`` that closes a brace opened just before ``text[i]``; None when unbalanced."""
+    depth = 1
     for j in range(i, len(text)):
         if text[j] == "{":
             depth += 1
         elif text[j] == "}":
             depth -= 1
             if depth == 0:
-                return text[i:j].strip()
-    return None  # unbalanced
+                return j
+    return None
+
+
+def _last_braced(text: str) -> str | None:
+    starts = [(text.rfind(op), op) for op in _BOX_OPENERS]
+    start, op = max(starts)
+    if start < 0:
+        return None
+    i = start + len(op)
+    j = _closing_brace(text, i)
+    return None if j is None else text[i:j].strip()  # None: unbalanced
 
 
 def _boxes(text: str) -> list[tuple[int, int, str]]:
@@ -59,18 +66,12 @@ def _boxes(text: str) -> list[tuple[int, int, str]]:
         if not found:
             return out
         start, op = min(found)
-        depth, i = 1, start + len(op)
-        for j in range(i, len(text)):
-            if text[j] == "{":
-                depth += 1
-            elif text[j] == "}":
-                depth -= 1
-                if depth == 0:
-                    out.append((start, j + 1, text[i:j].strip()))
-                    pos = j + 1
-                    break
-        else:
+        i = start + len(op)
+        j = _closing_brace(text, i)
+        if j is None:
             return out  # unbalanced: nothing after it is read
+        out.append((start, j + 1, text[i:j].strip()))
+        pos = j + 1
 
 
 # Between two boxes of one final answer: separators only ("\boxed{1}, \boxed{2} and \boxed{3}").
