@@ -430,11 +430,3 @@ def format_manifest(name: str, label: str, rows: list[Row], show_all: bool = Fal
         f"{n_unexp} unexplained)."
     )
     return "\n".join(lines)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The command's former entry point, for console scripts installed before it moved to
-    :func:`prefix_rft.cli.manifest.main` (an editable install regenerates them only on reinstall)."""
-    from prefix_rft.cli.manifest import main as manifest_main
-
-    return manifest_main(argv)

@@ -24,6 +24,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from prefix_rft.config.resolved import resolved_config
 from prefix_rft.training.run_folder import STAGE_DONE, resolve_resume
 
 logger = logging.getLogger("prefix_rft.train")
@@ -48,20 +49,6 @@ def plan_stages(stages: tuple[str, ...], out_dir: Path) -> list[Stage]:
 
 # The first line of a run's config.yaml: how prefix-rft-train recognises a run folder given as --config-dir.
 RUN_CONFIG_MARK = "# prefix-rft-train run config"
-
-
-def resolved_config(cfg: DictConfig) -> dict[str, Any]:
-    """The config as plain data with every interpolation resolved, unset trainer fields dropped and the
-    algorithm's knobs as the run used them. A resume request is not part of a run's settings: dropped."""
-    from prefix_rft.config.algorithm_args import resolved_algorithm
-    from prefix_rft.config.trainer_args import set_trainer_args
-
-    data = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
-    data["algorithm"] = resolved_algorithm(cfg)
-    for group in ("trainer", "sft_trainer"):
-        data[group] = {k: v for k, v in set_trainer_args(cfg[group]).items() if k != "resume_from_checkpoint"}
-    data["resume_from_checkpoint"] = None
-    return data
 
 
 def save_resolved_config(cfg: DictConfig, out_dir: Path) -> Path:
@@ -171,7 +158,7 @@ def run_stage(
     ``progress`` (a :class:`_RunProgress`) is told when training starts and which trainer runs."""
     from prefix_rft.config.build import STAGE_BUILDERS
     from prefix_rft.errors import TrainingError
-    from prefix_rft.training.model_card import install_model_card
+    from prefix_rft.models.model_card import install_model_card
     from prefix_rft.training.progress import install_progress_log
     from prefix_rft.training.run_folder import resume_request
 
@@ -231,6 +218,7 @@ def run_training(cfg: DictConfig, overrides: list[str] | None = None) -> dict[st
     command created. Ctrl-C ends in a :class:`~prefix_rft.errors.Interrupted` that says where
     training stopped, the last checkpoint and the command that resumes.
     """
+    from prefix_rft.config.resume_config import config_for_resume
     from prefix_rft.config.validate import (
         check_environment,
         check_schema,
@@ -240,7 +228,6 @@ def run_training(cfg: DictConfig, overrides: list[str] | None = None) -> dict[st
     from prefix_rft.errors import Interrupted, PrefixRFTError
     from prefix_rft.training.folder_claim import created_by_this_command, hold_run_folder
     from prefix_rft.training.progress import run_log
-    from prefix_rft.training.resume_config import config_for_resume
     from prefix_rft.training.run_folder import resume_request
 
     out_dir = Path(cfg.output_dir)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from prefix_rft.training.model_card import model_card_text
+from prefix_rft.models.model_card import model_card_text
 
 
 def test_model_card_text_links_only_hub_ids():

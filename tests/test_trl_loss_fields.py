@@ -1,5 +1,5 @@
 """TRL loss settings that PrefixRFTTrainer's own loss would ignore are refused at start-up, naming the field
-(prefix_rft/config/trl_loss_fields.py); TRL's trainer (algorithm=rft) keeps them."""
+(prefix_rft/trainers/trl_loss_fields.py); TRL's trainer (algorithm=rft) keeps them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from trl import GRPOConfig
 
 from prefix_rft.config.compose import compose_config
-from prefix_rft.config.trl_loss_fields import REFUSED_LOSS_FIELDS, refuse_unhonoured_loss_fields
 from prefix_rft.config.validate import ConfigError, validate_train_config
+from prefix_rft.trainers.trl_loss_fields import REFUSED_LOSS_FIELDS, refuse_unhonoured_loss_fields
 
 WHO = "PrefixRFTTrainer (and every trainer built on it)"
 

@@ -196,7 +196,7 @@ def test_every_field_trl_s_loss_reads_is_honoured_or_refused():
     the config) must be one our replacement honours or one the start-up check refuses."""
     from trl import GRPOConfig
 
-    from prefix_rft.config.trl_loss_fields import HONOURED_LOSS_FIELDS, REFUSED_LOSS_FIELDS
+    from prefix_rft.trainers.trl_loss_fields import HONOURED_LOSS_FIELDS, REFUSED_LOSS_FIELDS
 
     fields = {f.name for f in dataclasses.fields(GRPOConfig)}
     # Trainer attributes set in __init__ from a config field of another name.
@@ -218,7 +218,7 @@ def test_every_field_trl_s_loss_reads_is_honoured_or_refused():
     known = HONOURED_LOSS_FIELDS.keys() | REFUSED_LOSS_FIELDS.keys()
     assert loss_fields - known == set(), (
         f"TRL {version('trl')}'s GRPOTrainer._compute_loss reads {sorted(loss_fields - known)}, which "
-        "PrefixRFTTrainer's loss neither honours nor refuses: add each to prefix_rft/config/trl_loss_fields.py"
+        "PrefixRFTTrainer's loss neither honours nor refuses: add each to prefix_rft/trainers/trl_loss_fields.py"
     )
     assert {"top_entropy_quantile", "beta", "delta", "importance_sampling_level"} <= loss_fields
 

@@ -29,7 +29,7 @@ def named_keys(overrides: list[str] | None) -> set[str] | None:
     selections (``scheduler=uniform``) are not keys. None when the overrides are unknown."""
     if overrides is None:
         return None
-    from prefix_rft.training.resume_config import overridden_keys
+    from prefix_rft.config.overrides import overridden_keys
 
     return {key for key in overridden_keys(overrides) if "." in key}
 

@@ -73,7 +73,8 @@ def check_model_path(name_or_path: str, key: str = "model.name_or_path") -> None
             raise ModelLoadError(
                 f"{key}={name_or_path} holds no config.json (not a saved model); expected {expected}"
             )
-        from prefix_rft.training.checkpoint_integrity import damage, intact_alternative
+        from prefix_rft.training.checkpoint_integrity import damage
+        from prefix_rft.training.run_folder import intact_alternative
 
         problem = damage(Path(path))
         if problem is not None:

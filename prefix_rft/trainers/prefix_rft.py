@@ -23,7 +23,6 @@ from typing import Any
 import torch
 from trl import GRPOTrainer
 
-from prefix_rft.config.trl_loss_fields import refuse_unhonoured_loss_fields
 from prefix_rft.data.columns import DEMONSTRATION
 from prefix_rft.errors import ConfigError, one_of
 from prefix_rft.losses import (
@@ -40,6 +39,7 @@ from prefix_rft.prefix.scheduler_state import PrefixSchedulerState
 from prefix_rft.prefix.schedulers import PrefixRatioScheduler, step_generator
 from prefix_rft.trainers.algorithm_config import AlgorithmConfig, knob
 from prefix_rft.trainers.engine_rows import per_row_budgets, rows_to_generate
+from prefix_rft.trainers.trl_loss_fields import refuse_unhonoured_loss_fields
 
 # TRL loss types whose reduction the prefix loss reproduces (prefix_rft.losses.aggregate_loss).
 PREFIX_LOSS_TYPES = ("dr_grpo", "grpo", "bnpo")

@@ -68,19 +68,3 @@ def newest_intact(candidates: list[Path]) -> Path | None:
         if damage(folder) is None:
             return folder
     return None
-
-
-def intact_alternative(folder: Path) -> str:
-    """Where to turn instead of the damaged model ``folder``: the newest intact checkpoint of its run
-    (its sibling ``checkpoint-<step>`` folders, or its own when it is a run folder)."""
-    from prefix_rft.training.run_folder import checkpoints
-
-    folder = Path(folder)
-    is_checkpoint = folder.name.startswith("checkpoint-")
-    found = [
-        p for p in checkpoints(folder.parent if is_checkpoint else folder) if p.resolve() != folder.resolve()
-    ]
-    intact = newest_intact(found)
-    if intact is None:
-        return "no intact checkpoint of its run was found beside it"
-    return f"the newest intact checkpoint of its run is {intact}"

@@ -190,3 +190,19 @@ def save_heldout_before(out_dir: Path, values: dict[str, float], settings: dict[
     out_dir.mkdir(parents=True, exist_ok=True)
     data = {"settings": settings, "heldout_before": values}
     (out_dir / HELDOUT_BEFORE).write_text(json.dumps(data, indent=2))
+
+
+def intact_alternative(folder: Path) -> str:
+    """Where to turn instead of the damaged model ``folder``: the newest intact checkpoint of its run
+    (its sibling ``checkpoint-<step>`` folders, or its own when it is a run folder)."""
+    from prefix_rft.training.checkpoint_integrity import newest_intact
+
+    folder = Path(folder)
+    is_checkpoint = folder.name.startswith("checkpoint-")
+    found = [
+        p for p in checkpoints(folder.parent if is_checkpoint else folder) if p.resolve() != folder.resolve()
+    ]
+    intact = newest_intact(found)
+    if intact is None:
+        return "no intact checkpoint of its run was found beside it"
+    return f"the newest intact checkpoint of its run is {intact}"

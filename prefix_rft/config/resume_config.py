@@ -21,6 +21,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from prefix_rft.config.overrides import overridden_keys
+from prefix_rft.config.resolved import resolved_config
 from prefix_rft.errors import RunFolderError
 from prefix_rft.training.run_folder import resume_request
 
@@ -67,19 +69,6 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: data}
 
 
-def overridden_keys(overrides: list[str]) -> set[str]:
-    """The config keys (or groups) that command-line ``overrides`` set, e.g. ``{"algorithm", "seed"}``."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    keys: set[str] = set()
-    for override in OverridesParser.create().parse_overrides(overrides):
-        key = override.key_or_group
-        if override.package:  # group@package=option: the package is the key it fills
-            key = override.package.removeprefix("_global_").lstrip(".") or key
-        keys.add(key)
-    return keys
-
-
 def _shown(value: Any) -> str:
     return str(value) if len(str(value)) <= 40 else str(value)[:37] + "..."
 
@@ -99,7 +88,6 @@ def config_for_resume(cfg: DictConfig, out_dir: Path, overrides: list[str] | Non
     line asks for. ``overrides`` are the command line's (None: unknown, every value of ``cfg`` counts as
     asked for). A folder without a saved config returns ``cfg`` unchanged (nothing to compare with)."""
     from prefix_rft.config.schema import train_config_class
-    from prefix_rft.pipeline import resolved_config
 
     saved_path = out_dir / "config.yaml"
     if not saved_path.is_file():
