@@ -186,6 +186,13 @@ def test_a_live_runs_folder_is_locked(train_cli, tmp_path):
         pass
 
 
+def _sigint_as_in_a_terminal() -> None:
+    # A job started in the background by a non-interactive shell (as CI may start this suite) inherits
+    # SIGINT ignored, and Python then installs no KeyboardInterrupt handler; a terminal's foreground job
+    # has the default disposition, which is what these tests simulate.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_says_where_training_stopped_and_how_to_resume(model_cache, tmp_path):
     run = tmp_path / "run"
     args = [*SMALL, "trainer.max_steps=500", "trainer.save_steps=1", "heldout_eval.enabled=false"]
@@ -197,6 +204,7 @@ def test_ctrl_c_says_where_training_stopped_and_how_to_resume(model_cache, tmp_p
         text=True,
         env=env,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     deadline = time.time() + 240
     lines = []
@@ -242,6 +250,7 @@ def test_ctrl_c_of_an_evaluation_says_how_to_resume(tiny_model_dir, tmp_path):
         text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
         start_new_session=True,
+        preexec_fn=_sigint_as_in_a_terminal,
     )
     samples = out / "samples.jsonl"
     deadline = time.time() + 240
