@@ -328,21 +328,15 @@ def _train(cfg: DictConfig, out_dir: Path, run_progress: _RunProgress) -> dict[s
     resume = resume_request(cfg)
     check_run_folder(out_dir, [s.output_dir for s in stages], resume)
     if resume is not None:
-        last_stage = stages[-1]
-        group = (
-            "sft_trainer"
-            if last_stage.kind == "sft" and "max_steps" in set_trainer_args(cfg.sft_trainer)
-            else "trainer"
-        )
+        # Each stage's checkpoint, resolved once: a checkpoint path that is not one, or a damaged
+        # checkpoint, fails here, not after loading.
+        resumed = [resolve_resume(resume, s.output_dir) for s in stages]
+        sft_steps = stages[-1].kind == "sft" and "max_steps" in set_trainer_args(cfg.sft_trainer)
+        group = "sft_trainer" if sft_steps else "trainer"
         check_not_finished(
-            out_dir,
-            resolve_resume(resume, last_stage.output_dir),
-            int(set_trainer_args(cfg[group]).get("max_steps", -1)),
-            f"{group}.max_steps",
+            out_dir, resumed[-1], int(set_trainer_args(cfg[group]).get("max_steps", -1)), f"{group}.max_steps"
         )
-    # A checkpoint path that is not one, or a damaged checkpoint, fails here, not after loading.
-    if resume is not None and all(resolve_resume(resume, s.output_dir) is None for s in stages):
-        if not any((s.output_dir / STAGE_DONE).is_file() for s in stages):
+        if all(r is None for r in resumed) and not any((s.output_dir / STAGE_DONE).is_file() for s in stages):
             logger.info(
                 "resume_from_checkpoint=%s: %s holds no checkpoint yet; the run starts fresh", resume, out_dir
             )
