@@ -30,7 +30,8 @@ def rows_to_generate(trainer, wanted: Sequence[int], num_rows: int) -> list[int]
         return wanted
     count = torch.tensor([len(wanted)], device=trainer.accelerator.device)
     target = int(trainer.accelerator.gather(count).max())
-    fillers = [i for i in range(num_rows) if i not in set(wanted)][: target - len(wanted)]
+    taken = set(wanted)
+    fillers = [i for i in range(num_rows) if i not in taken][: target - len(wanted)]
     return sorted(wanted + fillers)
 
 
