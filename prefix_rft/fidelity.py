@@ -231,7 +231,16 @@ def recipe_values(cfg: DictConfig, num_processes: int = 1) -> dict[str, Any]:
             }
         )
         out.update({key: getattr(knobs, knob) for key, knob in KNOB_SETTINGS.items() if hasattr(knobs, knob)})
-        if hasattr(knobs, "num_prefixed"):  # the prefix-sampling trainers: the scheduler is in use
+        # Rollouts per group that are not sampled on-policy: 0 for every algorithm without hybrid rollouts.
+        hybrid = getattr(knobs, "num_prefixed", 0)
+        out.update(
+            {
+                "luffy.off_policy_rollouts": hybrid if getattr(knobs, "allow_full_prefix", False) else 0,
+                "rl_sft.on_policy_rollouts": G - hybrid,
+                "relift.sft_entropy_coef": 0.0,  # the SFT step has no entropy term
+            }
+        )
+        if knobs.uses_scheduler:  # only then is a prefix scheduler built
             sched = cfg.scheduler
             out.update(
                 {
@@ -240,9 +249,6 @@ def recipe_values(cfg: DictConfig, num_processes: int = 1) -> dict[str, Any]:
                     "prefix.ratio_low_start": sched.low_start,
                     "prefix.ratio_low_end": sched.low_end,
                     "prefix.decay_steps": sched.decay_steps,
-                    "luffy.off_policy_rollouts": knobs.num_prefixed if knobs.allow_full_prefix else 0,
-                    "rl_sft.on_policy_rollouts": G - knobs.num_prefixed,
-                    "relift.sft_entropy_coef": 0.0,  # the SFT step has no entropy term
                 }
             )
     if "sft" in entry.stages:

@@ -296,35 +296,44 @@ def interrupted_message(cfg: DictConfig, out_dir: Path, progress: _RunProgress) 
 
 
 def _train(cfg: DictConfig, out_dir: Path, run_progress: _RunProgress) -> dict[str, Any]:
+    """The run itself, in its steps: folder and resume checks, inputs, held-out before, stages, held-out
+    after, summary."""
     from transformers import set_seed
 
     from prefix_rft.config.algorithm_args import algorithm_from_config
-    from prefix_rft.config.build import build_quantization_config
-    from prefix_rft.config.lengths import prompt_length_limit
-    from prefix_rft.config.trainer_args import set_trainer_args
-    from prefix_rft.data.gold_check import gold_style
-    from prefix_rft.data.sources import drop_long_prompts, heldout_records, load_train_dataset
-    from prefix_rft.eval.heldout import heldout_accuracy, report_lines
-    from prefix_rft.models.load import (
-        check_model_path,
-        load_model,
-        load_tokenizer,
-        resolve_model_path,
-        save_merged_model,
-        with_config_overrides,
-    )
-    from prefix_rft.training.progress import logger as progress
-    from prefix_rft.training.run_folder import (
-        check_not_finished,
-        check_run_folder,
-        load_heldout_before,
-        resume_request,
-        save_heldout_before,
-    )
 
     run_started = time.perf_counter()
     entry, _ = algorithm_from_config(cfg)
     stages = plan_stages(entry.stages, out_dir)
+    _check_folder_and_resume(cfg, out_dir, stages)
+    main_process = _is_main_process()
+    if main_process:
+        save_resolved_config(cfg, out_dir)
+    set_seed(cfg.seed)
+    inputs = _load_inputs(cfg, entry.stages)
+    heldout = _HeldOut(cfg, inputs.tokenizer, main_process)
+    before = heldout.before(inputs.model, out_dir)
+    result = _run_stages(cfg, out_dir, stages, inputs, main_process, run_progress)
+    after = heldout.evaluate(result.trainer.model, "after training")
+    if cfg.peft.enabled and cfg.peft.merge_on_save and main_process:
+        from prefix_rft.models.load import save_merged_model
+        from prefix_rft.training.progress import logger as progress
+
+        merged = save_merged_model(result.trainer.model, inputs.tokenizer, out_dir / "merged")
+        progress.info("merged model: %s", merged)
+    summary = _summary(cfg, entry.name, out_dir, result, before, after, run_started)
+    if main_process:
+        _write_summary(out_dir, summary, result, heldout, before, after)
+    return summary
+
+
+def _check_folder_and_resume(cfg: DictConfig, out_dir: Path, stages: list[Stage]) -> None:
+    """Refuse a run folder that holds another run, a finished run, or a damaged checkpoint to resume from,
+    before anything is loaded; say when a resume finds nothing to resume."""
+    from prefix_rft.config.trainer_args import set_trainer_args
+    from prefix_rft.models.load import check_model_path
+    from prefix_rft.training.run_folder import check_not_finished, check_run_folder, resume_request
+
     resume = resume_request(cfg)
     check_run_folder(out_dir, [s.output_dir for s in stages], resume)
     if resume is not None:
@@ -341,79 +350,145 @@ def _train(cfg: DictConfig, out_dir: Path, run_progress: _RunProgress) -> dict[s
                 "resume_from_checkpoint=%s: %s holds no checkpoint yet; the run starts fresh", resume, out_dir
             )
     check_model_path(cfg.model.name_or_path)
-    main_process = _is_main_process()
-    if main_process:
-        save_resolved_config(cfg, out_dir)
-    set_seed(cfg.seed)
+
+
+@dataclass
+class _Inputs:
+    """What every stage trains with: tokenizer, training rows, the starting model and its quantization."""
+
+    tokenizer: Any
+    train_dataset: Any
+    model: Any
+    quantization: Any
+
+
+def _load_inputs(cfg: DictConfig, kinds: tuple[str, ...]) -> _Inputs:
+    """Tokenizer, training rows (long prompts dropped, enough rows checked) and the starting model."""
+    from prefix_rft.config.build import build_quantization_config
+    from prefix_rft.config.lengths import prompt_length_limit
+    from prefix_rft.data.gold_check import gold_style
+    from prefix_rft.data.sources import drop_long_prompts, load_train_dataset
+    from prefix_rft.models.load import load_model, load_tokenizer, resolve_model_path, with_config_overrides
 
     # One checkpoint directory for trainer and vLLM, with model.config_overrides written into its config.
     model_path = with_config_overrides(cfg.model, resolve_model_path(cfg.model.name_or_path))
     tokenizer = load_tokenizer(cfg.model, model_path)
     train_dataset = load_train_dataset(cfg.data, gold_style=gold_style(cfg.reward.funcs))
     train_dataset = drop_long_prompts(train_dataset, tokenizer, prompt_length_limit(cfg), cfg.data.on_bad_row)
-    check_enough_rows(cfg, entry.stages, len(train_dataset))
+    check_enough_rows(cfg, kinds, len(train_dataset))
     quantization = build_quantization_config(cfg)
     model = load_model(cfg.model, model_path, quantization_config=quantization)
+    return _Inputs(tokenizer, train_dataset, model, quantization)
 
-    ev = cfg.heldout_eval
-    heldout = heldout_records(cfg.data) if ev.enabled else []
 
-    def evaluate(m, label: str) -> dict[str, float]:
-        if not heldout or not main_process:
+class _HeldOut:
+    """The held-out evaluation of a run (``heldout_eval.*``), on the main process only."""
+
+    def __init__(self, cfg: DictConfig, tokenizer, main_process: bool):
+        from prefix_rft.data.sources import heldout_records
+
+        self.cfg, self.tokenizer, self.main_process = cfg, tokenizer, main_process
+        self.records = heldout_records(cfg.data) if cfg.heldout_eval.enabled else []
+
+    def evaluate(self, model, label: str) -> dict[str, float]:
+        """Accuracy of ``model`` on the held-out records (empty when disabled or not the main process)."""
+        from prefix_rft.eval.heldout import heldout_accuracy
+
+        if not self.records or not self.main_process:
             return {}
+        ev = self.cfg.heldout_eval
         return heldout_accuracy(
-            m,
-            tokenizer,
-            heldout,
+            model,
+            self.tokenizer,
+            self.records,
             label=label,
             samples=ev.samples,
             greedy=ev.greedy,
             temperature=ev.temperature,
             max_new_tokens=ev.max_new_tokens,
             batch_size=ev.batch_size,
-            seed=cfg.seed,
+            seed=self.cfg.seed,
         )
 
-    # The starting model's accuracy, measured once and kept in the run folder: a resumed run reports
-    # the value of its first start (`model` is still the starting model here; train() loads checkpoints).
-    measured_with = OmegaConf.to_container(
-        OmegaConf.create(
-            {
-                "model": cfg.model.name_or_path,
-                "seed": cfg.seed,
-                "heldout_eval": cfg.heldout_eval,
-                "data": {k: cfg.data[k] for k in ("synthetic", "prompt_template", "system_prompt")},
-            }
-        ),
-        resolve=True,
-    )
-    before = load_heldout_before(out_dir, measured_with) if main_process else {}
-    if before is None:
-        before = evaluate(model, "before training")
-        if before:
-            save_heldout_before(out_dir, before, measured_with)
+    def before(self, model, out_dir: Path) -> dict[str, float]:
+        """The starting model's accuracy, measured once and kept in the run folder: a resumed run reports
+        the value of its first start (``model`` is still the starting model; training loads checkpoints)."""
+        from prefix_rft.training.run_folder import load_heldout_before, save_heldout_before
+
+        cfg = self.cfg
+        measured_with = OmegaConf.to_container(
+            OmegaConf.create(
+                {
+                    "model": cfg.model.name_or_path,
+                    "seed": cfg.seed,
+                    "heldout_eval": cfg.heldout_eval,
+                    "data": {k: cfg.data[k] for k in ("synthetic", "prompt_template", "system_prompt")},
+                }
+            ),
+            resolve=True,
+        )
+        before = load_heldout_before(out_dir, measured_with) if self.main_process else {}
+        if before is None:
+            before = self.evaluate(model, "before training")
+            if before:
+                save_heldout_before(out_dir, before, measured_with)
+        return before
+
+    def report(self, before: dict[str, float], after: dict[str, float]) -> list[str]:
+        """The before -> after lines of the progress log."""
+        from prefix_rft.eval.heldout import report_lines
+
+        ev = self.cfg.heldout_eval
+        return report_lines(before, after, len(self.records), ev.samples, ev.temperature)
+
+
+@dataclass
+class _StagesResult:
+    """The last stage's trainer and train output; every earlier stage's summary; each stage's cost."""
+
+    trainer: Any
+    train_output: Any
+    summaries: list[dict[str, Any]]
+    costs: list[dict[str, Any]]
+    # Training time of this invocation: the rest of its wall time is overhead (loading, evaluation, saving).
+    train_seconds: float
+
+
+def _run_stages(
+    cfg: DictConfig,
+    out_dir: Path,
+    stages: list[Stage],
+    inputs: _Inputs,
+    main_process: bool,
+    run_progress: _RunProgress,
+) -> _StagesResult:
+    """Train the stages in order, each from the previous one's model; a finished stage is loaded, not rerun."""
+    from prefix_rft.models.load import load_model
+
+    model = inputs.model
     summaries: list[dict[str, Any]] = []
     costs: list[dict[str, Any]] = []
-    # Training time of this invocation: the rest of its wall time is overhead (loading, evaluation, saving).
-    session_train_seconds = 0.0
+    train_seconds = 0.0
     for stage in stages[:-1]:
         if (stage.output_dir / STAGE_DONE).is_file():
             logger.info("%s stage already complete in %s; loading its model", stage.kind, stage.output_dir)
         else:
             trainer, output = run_stage(
-                cfg, stage, model, tokenizer, train_dataset, main_process, run_progress
+                cfg, stage, model, inputs.tokenizer, inputs.train_dataset, main_process, run_progress
             )
-            _finish_intermediate(cfg, stage, trainer, output, tokenizer, main_process)
-            session_train_seconds += _session_seconds(trainer)
+            _finish_intermediate(cfg, stage, trainer, output, inputs.tokenizer, main_process)
+            train_seconds += _session_seconds(trainer)
             del trainer
         done = json.loads((stage.output_dir / STAGE_DONE).read_text())
         costs.append(done.pop("cost", None) or stage_cost_record_missing(stage.kind))
         summaries.append({"stage": stage.kind, "output_dir": str(stage.output_dir), **done})
-        model = load_model(cfg.model, done["model_dir"], quantization_config=quantization)
+        model = load_model(cfg.model, done["model_dir"], quantization_config=inputs.quantization)
     last = stages[-1]
-    trainer, train_output = run_stage(cfg, last, model, tokenizer, train_dataset, main_process, run_progress)
+    trainer, train_output = run_stage(
+        cfg, last, model, inputs.tokenizer, inputs.train_dataset, main_process, run_progress
+    )
     costs.append(stage_cost_record(trainer, last.kind))
-    session_train_seconds += _session_seconds(trainer)
+    train_seconds += _session_seconds(trainer)
     if len(stages) > 1:
         summaries.append(
             {
@@ -423,34 +498,45 @@ def _train(cfg: DictConfig, out_dir: Path, run_progress: _RunProgress) -> dict[s
                 "train_runtime_s": train_output.metrics.get("train_runtime"),
             }
         )
-        trainer.save_model(str(out_dir))  # the final model also sits at the top of the run folder
-    after = evaluate(trainer.model, "after training")
-    if cfg.peft.enabled and cfg.peft.merge_on_save and main_process:
-        progress.info("merged model: %s", save_merged_model(trainer.model, tokenizer, out_dir / "merged"))
+        trainer.save_model(
+            str(last.output_dir.parent)
+        )  # the final model also sits at the top of the run folder
+    return _StagesResult(trainer, train_output, summaries, costs, train_seconds)
 
-    summary = {
-        "algorithm": entry.name,
+
+def _summary(
+    cfg, name: str, out_dir: Path, result: _StagesResult, before, after, run_started
+) -> dict[str, Any]:
+    """``metrics.json``: what ran, the held-out accuracy before and after, each stage, and the cost."""
+    from prefix_rft.cost.estimate import cost_block
+
+    trainer = result.trainer
+    summary: dict[str, Any] = {
+        "algorithm": name,
         "model": cfg.model.name_or_path,
         "output_dir": str(out_dir),
         "global_step": trainer.state.global_step,
-        "train_runtime_s": train_output.metrics.get("train_runtime"),
+        "train_runtime_s": result.train_output.metrics.get("train_runtime"),
         "heldout_before": before,
         "heldout_after": after,
     }
-    if summaries:
-        summary["stages"] = summaries
-    from prefix_rft.cost.estimate import cost_block
-
-    overhead = time.perf_counter() - run_started - session_train_seconds
-    summary["cost"] = cost_block(costs, overhead, _num_gpus(trainer))
-    if main_process:
-        (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
-        if (
-            summaries
-        ):  # a single stage wrote its log in out_dir already; staged runs get the last stage's on top
-            _write_log_history(trainer, out_dir / "log_history.jsonl")
-        if before or after:
-            for line in report_lines(before, after, len(heldout), ev.samples, ev.temperature):
-                progress.info(line)
-        progress.info("run folder: %s", out_dir)
+    if result.summaries:
+        summary["stages"] = result.summaries
+    overhead = time.perf_counter() - run_started - result.train_seconds
+    summary["cost"] = cost_block(result.costs, overhead, _num_gpus(trainer))
     return summary
+
+
+def _write_summary(out_dir: Path, summary, result: _StagesResult, heldout: _HeldOut, before, after) -> None:
+    """Write ``metrics.json`` (and, for a staged run, the last stage's log on top); print the report."""
+    from prefix_rft.training.progress import logger as progress
+
+    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2))
+    if (
+        result.summaries
+    ):  # a single stage wrote its log in out_dir already; staged runs get the last one's on top
+        _write_log_history(result.trainer, out_dir / "log_history.jsonl")
+    if before or after:
+        for line in heldout.report(before, after):
+            progress.info(line)
+    progress.info("run folder: %s", out_dir)

@@ -162,7 +162,6 @@ def test_rl_sft_loss_adds_exactly_the_weighted_demonstration_nll(tiny_model_dir,
         train_dataset=dataset,
         processing_class=tok,
         algorithm=RLWithSFTLossConfig(sft_coef=0.5),
-        prefix_scheduler=build_scheduler("constant", value=0.5),
     )
     trainer.model.train()
     trainer.current_gradient_accumulation_steps = 1
@@ -209,7 +208,6 @@ def make_relift(tiny_model_dir, dataset, out, **arg_overrides):
         train_dataset=dataset,
         processing_class=AutoTokenizer.from_pretrained(tiny_model_dir),
         algorithm=ReLIFTConfig(sft_buffer_size=3, sft_learning_rate=1e-3, sft_micro_batch_size=2),
-        prefix_scheduler=build_scheduler("constant", value=0.5),
     )
 
 

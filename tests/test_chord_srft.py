@@ -131,8 +131,10 @@ def make(trainer_cls, algorithm, tiny_model_dir, dataset, out, scheduler_value=0
         args=make_args(out, max_completion_length=96, **arg_overrides),  # the synthetic demonstrations fit
         train_dataset=dataset,
         processing_class=AutoTokenizer.from_pretrained(tiny_model_dir),
-        algorithm=algorithm,
-        prefix_scheduler=build_scheduler("constant", value=scheduler_value),
+        # A scheduler only for the algorithms that draw prefix ratios (SRFT, as LUFFY), as the pipeline does.
+        **algorithm.trainer_kwargs(
+            build_scheduler("constant", value=scheduler_value) if algorithm.uses_scheduler else None
+        ),
     )
 
 

@@ -174,10 +174,9 @@ def rl_trainer(
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     kwargs = {}
     if cls is not GRPOTrainer:
-        kwargs = {
-            "algorithm": algorithm,
-            "prefix_scheduler": scheduler or build_scheduler("uniform", low=0.3, high=0.9),
-        }
+        # The scheduler goes only to the algorithms that draw prefix ratios, as in the pipeline.
+        scheduler = scheduler or build_scheduler("uniform", low=0.3, high=0.9)
+        kwargs = algorithm.trainer_kwargs(scheduler if algorithm.uses_scheduler else None)
     return with_cost_accounting(cls)(
         model=model,
         reward_funcs=[reward],

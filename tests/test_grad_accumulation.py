@@ -202,8 +202,8 @@ def prefix_trainer(tiny_model_dir, dataset, out, micro, algorithm, scheduler, cl
         args=grpo_args(out, micro, **kw.pop("args", {})),
         train_dataset=dataset,
         processing_class=tok,
-        algorithm=algorithm,
-        prefix_scheduler=scheduler,
+        # The scheduler goes only to the algorithms that draw prefix ratios, as in the pipeline.
+        **algorithm.trainer_kwargs(scheduler if algorithm.uses_scheduler else None),
         **kw,
     )
 

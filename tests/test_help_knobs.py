@@ -31,14 +31,11 @@ def test_help_algorithm_prints_each_knob_with_type_default_and_help():
         "      Largest mu, reached after the warm-up (official example config: 0.5; CHORD-mu: 0.9; CHORD-phi: 0.1)."
     )
     assert "  phi_weighting: bool = True" in lines and "  mu_decay_steps: int = 400" in lines
-    # Knobs a parent config declares are listed under it, with the value this algorithm gives them.
-    assert (
-        lines.index(" ChordConfig:")
-        < lines.index(" from SupervisedTermConfig:")
-        < lines.index(" from PrefixRFTConfig:")
-    )
-    assert lines.index("  num_prefixed: int = 0") > lines.index(" from SupervisedTermConfig:")
-    assert "  prefix_update: str = 'entropy_top'" in lines
+    # Knobs a part of the config declares are listed under it, with the value this algorithm gives them.
+    assert lines.index(" ChordConfig:") < lines.index(" from SupervisedTermConfig:")
+    assert lines.index("  sft_micro_batch_size: int = 4") > lines.index(" from SupervisedTermConfig:")
+    # CHORD samples no prefixes: none of Prefix-RFT's knobs is one of its own.
+    assert "  num_prefixed: " not in proc.stdout and "  prefix_update: " not in proc.stdout
     # Only this algorithm's knobs, not the whole generated group.
     assert "  gate: " not in proc.stdout and "  sft_coef: " not in proc.stdout
 

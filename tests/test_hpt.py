@@ -3,6 +3,7 @@ batch of the tiny model, and a short training run."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -10,7 +11,6 @@ import torch
 from test_prefix_rft_trainer import MAX_LEN, G, make_args
 
 from prefix_rft.errors import ConfigError
-from prefix_rft.prefix.schedulers import build_scheduler
 from prefix_rft.trainers.hpt import HPTConfig, HPTTrainer, gated_row_masks, hpt_sft_gate, solved_counts
 
 # ----------------------------------------------------------------------------- pure pieces
@@ -39,8 +39,8 @@ def test_config_checks_the_gate_against_the_group_size():
     HPTConfig(gate=G - 1).check(args)
     with pytest.raises(ConfigError, match="algorithm.gate"):
         HPTConfig(gate=G).check(args)
-    with pytest.raises(ConfigError, match="algorithm.num_prefixed"):
-        HPTConfig(num_prefixed=1).check(args)
+    # Its rollouts are all on-policy: it has no hybrid-rollout knob to set.
+    assert "num_prefixed" not in {f.name for f in dataclasses.fields(HPTConfig)}
 
 
 # ----------------------------------------------------------------------------- trainer on the tiny model
@@ -64,7 +64,6 @@ def make_hpt(tiny_model_dir, dataset, out, reward=first_group_one_solved, **knob
         train_dataset=dataset,
         processing_class=AutoTokenizer.from_pretrained(tiny_model_dir),
         algorithm=HPTConfig(**knobs),
-        prefix_scheduler=build_scheduler("constant", value=0.5),
     )
 
 

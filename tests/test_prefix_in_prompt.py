@@ -3,6 +3,8 @@ prefixes every group, guide=failed (POPE) only the groups whose unguided rollout
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from fakes import digit_reward
@@ -44,8 +46,8 @@ def test_config_rejects_completion_side_prefixes_and_unknown_modes():
     args = make_args("/tmp/unused")
     PrefixInPromptConfig().check(args)
     assert PrefixInPromptConfig().needs_demonstrations()
-    with pytest.raises(ConfigError, match="algorithm.num_prefixed"):
-        PrefixInPromptConfig(num_prefixed=1).check(args)
+    # The prefix sits in the prompt: it has no completion-side prefix knob to set.
+    assert "num_prefixed" not in {f.name for f in dataclasses.fields(PrefixInPromptConfig)}
     with pytest.raises(ConfigError, match="algorithm.guide"):
         PrefixInPromptConfig(guide="some").check(args)
 
@@ -125,7 +127,7 @@ def test_guide_all_prompts_end_with_the_exact_prefix_and_only_the_continuation_i
         completion = unpadded(batch, "completion", i)
         # the completion is the continuation alone, within what the prefix leaves of the budget
         assert 1 <= len(completion) <= MAX_LEN - n
-        assert not batch["prefix_mask"][i].any()  # nothing in the completion is a demonstration token
+        assert "prefix_mask" not in batch  # nothing in the completion is a demonstration token
         # the reward saw the whole trajectory: prefix text, then the continuation
         seen = reward.seen[-1][i][0]["content"]
         assert seen == tok.decode(demo[:n], skip_special_tokens=True) + tok.decode(

@@ -12,7 +12,7 @@ from prefix_rft.config.compose import compose_config
 from prefix_rft.config.validate import ConfigError, validate_train_config
 from prefix_rft.trainers.trl_loss_fields import REFUSED_LOSS_FIELDS, refuse_unhonoured_loss_fields
 
-WHO = "PrefixRFTTrainer (and every trainer built on it)"
+WHO = "DrGRPOTrainer (and every trainer built on it)"
 
 
 def cfg_with(*overrides: str):
@@ -55,7 +55,7 @@ def cfg_with(*overrides: str):
     ],
 )
 def test_an_ignored_trl_loss_field_is_refused_at_start_up_with_its_name(override, message):
-    for algorithm in ("prefix_rft", "chord"):  # the check belongs to every trainer built on PrefixRFTTrainer
+    for algorithm in ("prefix_rft", "chord"):  # the check belongs to every trainer built on DrGRPOTrainer
         with pytest.raises(ConfigError) as err:
             validate_train_config(cfg_with(f"algorithm={algorithm}", override))
         assert str(err.value) == message

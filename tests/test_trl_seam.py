@@ -95,8 +95,8 @@ def test_the_computed_hook_list_holds_every_known_override():
     assert {
         "PrefixRFTTrainer._generate_single_turn",
         "PrefixRFTTrainer._generate_and_score_completions",
-        "PrefixRFTTrainer._calculate_rewards",
-        "PrefixRFTTrainer._compute_loss",
+        "DrGRPOTrainer._calculate_rewards",
+        "DrGRPOTrainer._compute_loss",
         "PrefixInPromptTrainer._tokenize_prompts",
         "ReLIFTTrainer.training_step",
         "ReLIFTTrainer._save_checkpoint",

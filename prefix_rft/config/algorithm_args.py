@@ -29,21 +29,34 @@ logger = logging.getLogger(__name__)
 
 
 def knob_fields() -> dict[str, tuple[Any, str]]:
-    """``{knob: (type, help)}`` over every registered config class; a knob has one type everywhere."""
-    knobs: dict[str, tuple[Any, str]] = {}
+    """``{knob: (type, help)}`` over every registered config class; a knob has one type everywhere.
+
+    A knob that algorithms describe differently (``sft_coef`` is a different weight in rl_sft_loss, SRFT
+    and HPT) keeps each one's help, prefixed by the algorithms it belongs to."""
+    types: dict[str, Any] = {}
     owner: dict[str, str] = {}
+    helps: dict[str, dict[str, list[str]]] = {}
     for entry in ALGORITHMS.values():
         hints = typing.get_type_hints(entry.config)
         for f in dataclasses.fields(entry.config):
             tp = hydra_type(hints[f.name])
-            if f.name in knobs and knobs[f.name][0] != tp:
+            if f.name in types and types[f.name] != tp:
                 raise TypeError(
-                    f"algorithm knob {f.name} is {knobs[f.name][0]} in {owner[f.name]} but {tp} in "
+                    f"algorithm knob {f.name} is {types[f.name]} in {owner[f.name]} but {tp} in "
                     f"{entry.config.__name__}: one knob name, one type"
                 )
-            knobs.setdefault(f.name, (tp, (f.metadata or {}).get("help", "")))
+            types.setdefault(f.name, tp)
             owner.setdefault(f.name, entry.config.__name__)
-    return knobs
+            text = (f.metadata or {}).get("help", "")
+            helps.setdefault(f.name, {}).setdefault(text, []).append(entry.name)
+    return {name: (types[name], _merged_help(helps[name])) for name in types}
+
+
+def _merged_help(texts: dict[str, list[str]]) -> str:
+    """One help text, or each algorithm's: ``luffy: ... | prefix_rft, srft: ...``."""
+    if len(texts) == 1:
+        return next(iter(texts))
+    return " | ".join(f"{', '.join(names)}: {text}" for text, names in texts.items())
 
 
 def algorithm_field_specs() -> list[tuple[str, Any, str]]:

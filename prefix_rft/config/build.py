@@ -107,7 +107,6 @@ def build_rl_trainer(cfg: DictConfig, model, tokenizer, train_dataset):
     algorithm's knobs."""
     from prefix_rft.config.algorithm_args import algorithm_from_config
     from prefix_rft.cost.trainers import with_cost_accounting
-    from prefix_rft.prefix.schedulers import scheduler_from_config
 
     entry, algorithm = algorithm_from_config(cfg)
     if entry.trainer is None:
@@ -119,8 +118,16 @@ def build_rl_trainer(cfg: DictConfig, model, tokenizer, train_dataset):
         train_dataset=train_dataset,
         processing_class=tokenizer,
         peft_config=build_peft_config(cfg),
-        **algorithm.trainer_kwargs(scheduler_from_config(cfg.scheduler)),
+        # Only an algorithm that draws prefix ratios gets (and makes the run build) a scheduler.
+        **algorithm.trainer_kwargs(build_prefix_scheduler(cfg) if algorithm.uses_scheduler else None),
     )
+
+
+def build_prefix_scheduler(cfg: DictConfig):
+    """The prefix-ratio scheduler of ``scheduler.*`` (for the algorithms whose config ``uses_scheduler``)."""
+    from prefix_rft.prefix.schedulers import scheduler_from_config
+
+    return scheduler_from_config(cfg.scheduler)
 
 
 def build_sft_config(cfg: DictConfig):

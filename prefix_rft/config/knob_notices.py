@@ -20,9 +20,6 @@ from omegaconf import DictConfig, OmegaConf
 
 logger = logging.getLogger("prefix_rft.config.validate")
 
-# A stand-in scheduler: whether an algorithm passes it to its trainer tells whether it reads one.
-_PROBE = object()
-
 
 def named_keys(overrides: list[str] | None) -> set[str] | None:
     """The dotted keys the command line sets (``trainer.max_steps=3`` -> ``trainer.max_steps``); group
@@ -41,7 +38,7 @@ def scheduler_knobs_read(cfg: DictConfig) -> set[str]:
     from prefix_rft.prefix.schedulers import SCHEDULERS
 
     entry, algo = algorithm_from_config(cfg)
-    if entry.trainer is None or _PROBE not in algo.trainer_kwargs(_PROBE).values():
+    if entry.trainer is None or not algo.uses_scheduler:
         return set()
     scheduler = SCHEDULERS.get(cfg.scheduler.name)
     if scheduler is None:

@@ -10,7 +10,7 @@ trainer against the ``GRPOConfig`` it was given.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 
 def knob(default: Any, help: str) -> Any:  # noqa: A002 - the name TRL's configs use for the same metadata
@@ -21,6 +21,10 @@ def knob(default: Any, help: str) -> Any:  # noqa: A002 - the name TRL's configs
 @dataclasses.dataclass
 class AlgorithmConfig:
     """An algorithm without knobs of its own (TRL's trainers as they are: RFT, SFT, SFT -> RFT)."""
+
+    # Whether the algorithm draws prefix ratios from the prefix scheduler (the ``scheduler`` group): only
+    # then is a scheduler built and handed to its trainer (prefix_rft.trainers.prefix_sampling).
+    uses_scheduler: ClassVar[bool] = False
 
     def check(self, args: Any) -> None:
         """Raise :class:`~prefix_rft.errors.ConfigError` for invalid knobs.
@@ -33,6 +37,8 @@ class AlgorithmConfig:
         """Whether these knob values make the algorithm train on demonstrations."""
         return False
 
-    def trainer_kwargs(self, prefix_scheduler: Any) -> dict[str, Any]:
-        """Keyword arguments the algorithm's trainer takes besides GRPOTrainer's own (none here)."""
+    def trainer_kwargs(self, prefix_scheduler: Any = None) -> dict[str, Any]:
+        """Keyword arguments the algorithm's trainer takes besides GRPOTrainer's own (none here).
+
+        ``prefix_scheduler``: the built scheduler, given only when :attr:`uses_scheduler` is true."""
         return {}

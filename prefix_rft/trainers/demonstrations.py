@@ -13,14 +13,13 @@ import torch
 from prefix_rft.data.columns import DEMONSTRATION
 from prefix_rft.errors import ConfigError
 from prefix_rft.trainers.algorithm_config import knob
-from prefix_rft.trainers.prefix_rft import PrefixRFTConfig
+from prefix_rft.trainers.base import DrGRPOConfig
 
 
 @dataclass
-class SupervisedTermConfig(PrefixRFTConfig):
-    """Prefix-RFT's rollouts and loss (no hybrids by default: Dr. GRPO) plus a supervised term on demonstrations."""
+class SupervisedTermConfig(DrGRPOConfig):
+    """Dr. GRPO on on-policy rollouts plus a supervised term on demonstrations."""
 
-    num_prefixed: int = knob(0, "Hybrid rollouts per group (0: on-policy rollouts only, Dr. GRPO).")
     sft_micro_batch_size: int = knob(
         4, "Rows per forward pass of the supervised term (a memory bound, not the batch size)."
     )

@@ -7,8 +7,8 @@ are scored; with ``P`` the number of solved rollouts,
     L(q) = alpha(P) * L_RL(q) + beta(P) * L_SFT(q),   alpha = 1[P > gate],  beta = 1[P <= gate]
 
 so a question the policy cannot solve (well enough) trains on its demonstration only, and its rollouts
-leave the RL loss; every other question is plain RL. Rollouts and the RL loss are the Prefix-RFT
-trainer's with no hybrid rollouts (Dr. GRPO); the SFT term is :class:`RLWithSFTLossTrainer`'s weighted
+leave the RL loss; every other question is plain RL. Rollouts are TRL's, the RL loss the base trainer's
+Dr. GRPO; the SFT term is :class:`RLWithSFTLossTrainer`'s weighted
 token-mean NLL, with the demonstration attached to the first slot of each SFT-gated group only:
 
     loss = Dr.GRPO(rollouts of RL-gated questions) + sft_coef * token_mean NLL(demos of SFT-gated questions)
@@ -84,8 +84,6 @@ class HPTConfig(RLWithSFTLossConfig):
                 f"algorithm.gate={self.gate} must be between 0 and trainer.num_generations - 1 "
                 f"({args.num_generations - 1})"
             )
-        if self.num_prefixed != 0:
-            raise ConfigError("algorithm.num_prefixed must be 0 for hpt: its rollouts are all on-policy")
 
 
 class HPTTrainer(RLWithSFTLossTrainer):

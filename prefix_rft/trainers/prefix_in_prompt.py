@@ -45,8 +45,9 @@ from prefix_rft.errors import ConfigError, DataError, one_of
 from prefix_rft.prefix.sampling import prompt_prefix_length
 from prefix_rft.prefix.schedulers import step_generator
 from prefix_rft.trainers.algorithm_config import knob
+from prefix_rft.trainers.base import DrGRPOConfig, DrGRPOTrainer
 from prefix_rft.trainers.engine_rows import per_row_budgets, rows_to_generate
-from prefix_rft.trainers.prefix_rft import PrefixRFTConfig, PrefixRFTTrainer
+from prefix_rft.trainers.prefix_sampling import ScheduledPrefixConfig, ScheduledPrefixes
 from prefix_rft.trainers.relift_buffer import failed_groups
 
 GUIDE_MODES = ("all", "failed")
@@ -71,7 +72,7 @@ def prompt_with_prefix(prompt_ids: Sequence[int], prefix_ids: Sequence[int] | No
 
 
 @dataclass
-class PrefixInPromptConfig(PrefixRFTConfig):
+class PrefixInPromptConfig(ScheduledPrefixConfig, DrGRPOConfig):
     """A demonstration prefix in the prompt (ratio from the scheduler); the loss covers the continuation only."""
 
     guide: str = knob(
@@ -84,7 +85,6 @@ class PrefixInPromptConfig(PrefixRFTConfig):
         "Score prefix text + continuation (the whole trajectory; a prefix may end inside the final answer). "
         "False scores the continuation alone.",
     )
-    num_prefixed: int = knob(0, "Must stay 0: the prefix sits in the prompt, not in the completion.")
     prefix_ratio_file: str | None = knob(
         None,
         "JSONL of {problem, prefix_ratio} from prefix-rft-pass-rates --prefix-ratios: each problem's guided "
@@ -100,24 +100,19 @@ class PrefixInPromptConfig(PrefixRFTConfig):
                 f"algorithm.prefix_ratio_file={self.prefix_ratio_file}: no such file (write it with "
                 "prefix-rft-pass-rates --prefix-ratios ...)"
             )
-        if self.num_prefixed != 0:
-            raise ConfigError(
-                "algorithm.num_prefixed must be 0 for prefix_in_prompt: its prefix is part of the prompt "
-                "(completion-side prefixes are algorithm=prefix_rft)"
-            )
 
     def needs_demonstrations(self) -> bool:
         return True
 
 
-class PrefixInPromptTrainer(PrefixRFTTrainer):
-    """PrefixRFTTrainer (no hybrid completions: Dr. GRPO) whose guided prompts end with a demonstration prefix.
+class PrefixInPromptTrainer(ScheduledPrefixes, DrGRPOTrainer):
+    """DrGRPOTrainer whose guided prompts end with a demonstration prefix drawn at the scheduled ratio.
 
     Hooks: ``_generate_and_score_completions`` keeps the rows and sets up the plan; ``_tokenize_prompts``
     appends each guided row's prefix to its prompt ids (with ``guide=failed`` it first samples and scores the
     unguided round to find the failed groups); ``_generate_single_turn`` samples the guided rows (and reuses
     the first round's rollouts for the others) within the trajectory budget; ``_calculate_rewards`` lets the
-    reward see the prefix. The loss is the parent's: the prompt (with its prefix) is context.
+    reward see the prefix. The loss is the base's Dr. GRPO: the prompt (with its prefix) is context.
     """
 
     algorithm: PrefixInPromptConfig
@@ -142,7 +137,7 @@ class PrefixInPromptTrainer(PrefixRFTTrainer):
 
     # ------------------------------------------------------------------ planning
     def _round_index(self) -> int:
-        """Rollout round within the optimizer step (as PrefixRFTTrainer._draw_stream, without the process)."""
+        """Rollout round within the optimizer step (as ``PrefixRFTTrainer._draw_stream``, without the process)."""
         args = self.args
         rounds = max(args.gradient_accumulation_steps // max(args.steps_per_generation, 1), 1)
         return (self._step // (args.steps_per_generation * self.num_iterations)) % rounds
@@ -197,6 +192,7 @@ class PrefixInPromptTrainer(PrefixRFTTrainer):
         try:
             output = super()._generate_and_score_completions(inputs)
             if training:
+                self._log_ratio_bounds(self._metrics["train"])
                 self._log_guidance(output)
         finally:
             self._rows, self._prompt_plan, self._first_round = None, None, None
@@ -248,10 +244,7 @@ class PrefixInPromptTrainer(PrefixRFTTrainer):
     def _generate_single_turn(
         self, prompt_ids, images, multimodal_fields, num_generations, has_tool_images=False
     ):
-        result = self._sample(prompt_ids, images, multimodal_fields, num_generations)
-        # No completion-side prefix on any row (the parent reads this to build its prefix_mask).
-        self._prefix_lengths = [0] * len(prompt_ids)
-        return result
+        return self._sample(prompt_ids, images, multimodal_fields, num_generations)
 
     def _sample(self, prompt_ids, images, multimodal_fields, num_generations):
         """Completions (and engine log-probs) for every row of ``prompt_ids``, per the prefix plan."""
@@ -310,14 +303,6 @@ class PrefixInPromptTrainer(PrefixRFTTrainer):
         return super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
 
     # ------------------------------------------------------------------ metrics and cost
-    def _log_rollout_metrics(self, mode: str, is_hybrid, lengths, ratios) -> None:
-        """Only the scheduler's bounds of the parent's rollout metrics: its hybrid/on-policy split is about
-        completion-side prefixes, which this trainer never has (its own split: :meth:`_log_guidance`)."""
-        if mode == "train":
-            low, high = self.prefix_scheduler.bounds(self.state.global_step)
-            self._metrics[mode]["prefix/ratio_low"].append(low)
-            self._metrics[mode]["prefix/ratio_high"].append(high)
-
     def _log_guidance(self, output) -> None:
         plan = self._prompt_plan or [None] * len(self._rows)
         device = output["completion_ids"].device

@@ -1,17 +1,19 @@
-"""``PrefixRFTTrainer``: TRL's GRPOTrainer with prefix-sampled hybrid rollouts and an entropy-masked loss.
+"""``PrefixRFTTrainer``: Dr. GRPO (:class:`~prefix_rft.trainers.base.DrGRPOTrainer`) with prefix-sampled
+hybrid rollouts and an entropy-masked prefix update. Also LUFFY (whole demonstrations, shaped loss) and the
+base of SRFT.
 
-Four TRL hooks change (everything else - data loading, vLLM sync, reward functions, logging, checkpoints -
-is TRL's; ``tests/test_trl_seam.py`` computes the list from the class):
+The hooks it overrides beyond its base (``tests/test_trl_seam.py`` computes the list from the classes):
 
 * ``_generate_and_score_completions`` plans which rollouts of each group are hybrid, lets TRL
   generate and score them, then adds the per-token ``prefix_mask`` to the batch.
 * ``_generate_single_turn`` appends each hybrid's demonstration prefix (token ids) to its prompt,
   generates the continuation (at most ``max_completion_length - L`` tokens; whole demonstrations are not
   sent to the engine), and returns ``prefix ids + continuation`` as the completion.
-* ``_calculate_rewards`` keeps TRL's rewards and remembers them (the hybrid/on-policy reward split it logs,
-  and the ``on_policy`` advantage baseline).
-* ``_compute_loss`` computes the Dr. GRPO clipped surrogate with the prefix-token update policy,
-  through the pure functions in :mod:`prefix_rft.losses`.
+* ``_policy_loss`` (the base's loss hook) applies the prefix-token update policy and LUFFY's shaped loss on
+  whole demonstrations, through the pure functions in :mod:`prefix_rft.losses`.
+
+The prefix ratio comes from the prefix scheduler; the knobs of prefix sampling are
+:class:`~prefix_rft.trainers.prefix_sampling.HybridRolloutConfig`'s.
 """
 
 from __future__ import annotations
@@ -21,13 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from trl import GRPOTrainer
 
-from prefix_rft.data.columns import DEMONSTRATION
 from prefix_rft.errors import ConfigError, one_of
 from prefix_rft.losses import (
     ADVANTAGE_BASELINES,
-    PREFIX_UPDATE_MODES,
     group_advantages,
     policy_shaping,
     prefix_rft_policy_loss,
@@ -35,37 +34,23 @@ from prefix_rft.losses import (
     top_fraction_threshold,
 )
 from prefix_rft.prefix.sampling import prefix_length
-from prefix_rft.prefix.scheduler_state import PrefixSchedulerState
-from prefix_rft.prefix.schedulers import PrefixRatioScheduler, step_generator
-from prefix_rft.trainers.algorithm_config import AlgorithmConfig, knob
+from prefix_rft.prefix.schedulers import step_generator
+from prefix_rft.trainers.algorithm_config import knob
+from prefix_rft.trainers.base import PREFIX_LOSS_TYPES, DrGRPOConfig, DrGRPOTrainer
 from prefix_rft.trainers.engine_rows import per_row_budgets, rows_to_generate
-from prefix_rft.trainers.trl_loss_fields import refuse_unhonoured_loss_fields
+from prefix_rft.trainers.prefix_sampling import HybridRolloutConfig, ScheduledPrefixes
 
-# TRL loss types whose reduction the prefix loss reproduces (prefix_rft.losses.aggregate_loss).
-PREFIX_LOSS_TYPES = ("dr_grpo", "grpo", "bnpo")
+__all__ = ["PREFIX_LOSS_TYPES", "LUFFYConfig", "PrefixRFTConfig", "PrefixRFTTrainer"]
+
 OFF_POLICY_LOSSES = ("clipped", "shaped")
 
 
 @dataclass
-class PrefixRFTConfig(AlgorithmConfig):
+class PrefixRFTConfig(HybridRolloutConfig, DrGRPOConfig):
     """Prefix-RFT's knobs: hybrid rollouts that continue a demonstration prefix, entropy-masked update."""
 
-    num_prefixed: int = knob(
-        1, "Hybrid rollouts per group that start from a demonstration prefix (paper: 1; 0 = RFT)."
-    )
-    prefix_update: str = knob(
-        "entropy_top",
-        f"Which prefix tokens keep their advantage: one of {', '.join(PREFIX_UPDATE_MODES)}.",
-    )
-    keep_fraction: float = knob(
-        0.2, "Fraction of prefix tokens updated by entropy_top/entropy_bottom/random (paper: 0.2)."
-    )
     advantage_baseline: str = knob(
         "group", "Advantage baseline: group (Dr. GRPO over the whole group, paper) or on_policy (ablation)."
-    )
-    min_prefix_tokens: int = knob(1, "Shortest prefix in tokens.")
-    allow_full_prefix: bool = knob(
-        False, "Allow a prefix to cover the whole demonstration (LUFFY-style off-policy rollout, ratio 1)."
     )
     off_policy_loss: str = knob(
         "clipped",
@@ -79,16 +64,8 @@ class PrefixRFTConfig(AlgorithmConfig):
     )
 
     def check(self, args) -> None:
-        one_of("algorithm.prefix_update", self.prefix_update, PREFIX_UPDATE_MODES)
         one_of("algorithm.advantage_baseline", self.advantage_baseline, ADVANTAGE_BASELINES)
         one_of("algorithm.off_policy_loss", self.off_policy_loss, OFF_POLICY_LOSSES)
-        if not 0 <= self.num_prefixed <= args.num_generations:
-            raise ConfigError(
-                f"algorithm.num_prefixed={self.num_prefixed} must be between 0 and "
-                f"trainer.num_generations={args.num_generations}"
-            )
-        if not 0.0 < self.keep_fraction <= 1.0:
-            raise ConfigError(f"algorithm.keep_fraction={self.keep_fraction} must be in (0, 1]")
         if self.off_policy_loss == "shaped" and not self.allow_full_prefix:
             raise ConfigError(
                 "algorithm.off_policy_loss=shaped applies to full-demonstration rollouts only: set "
@@ -96,14 +73,7 @@ class PrefixRFTConfig(AlgorithmConfig):
             )
         if self.shaping_gamma <= 0:
             raise ConfigError(f"algorithm.shaping_gamma={self.shaping_gamma} must be > 0")
-        one_of("trainer.loss_type", args.loss_type, PREFIX_LOSS_TYPES)
-        refuse_unhonoured_loss_fields(args, "PrefixRFTTrainer (and every trainer built on it)")
-
-    def needs_demonstrations(self) -> bool:
-        return self.num_prefixed > 0
-
-    def trainer_kwargs(self, prefix_scheduler) -> dict[str, Any]:
-        return {"algorithm": self, "prefix_scheduler": prefix_scheduler}
+        super().check(args)
 
 
 @dataclass
@@ -116,8 +86,8 @@ class LUFFYConfig(PrefixRFTConfig):
     off_policy_loss: str = knob("shaped", "Loss of full-demonstration rollouts (LUFFY: shaped).")
 
 
-class PrefixRFTTrainer(GRPOTrainer):
-    """GRPOTrainer whose groups contain ``num_prefixed`` rollouts that continue a demonstration prefix.
+class PrefixRFTTrainer(ScheduledPrefixes, DrGRPOTrainer):
+    """DrGRPOTrainer whose groups contain ``num_prefixed`` rollouts that continue a demonstration prefix.
 
     Args:
         algorithm: the method's knobs (:class:`PrefixRFTConfig` or a subclass).
@@ -125,52 +95,15 @@ class PrefixRFTTrainer(GRPOTrainer):
         All other arguments are GRPOTrainer's.
     """
 
-    def __init__(self, *args, algorithm: PrefixRFTConfig, prefix_scheduler: PrefixRatioScheduler, **kwargs):
+    algorithm: PrefixRFTConfig
+
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.algorithm = algorithm
-        # The same checks as at start-up, now against the GRPOConfig this trainer actually got.
-        algorithm.check(self.args)
-        if self.tools or self.rollout_func is not None:
-            raise ValueError("PrefixRFTTrainer does not support tools or a custom rollout_func")
-        # The scheduler lives in a stateful callback so that checkpoints carry it (see scheduler_state.py).
-        self.add_callback(PrefixSchedulerState.from_scheduler(prefix_scheduler))
         self._prefix_plan: list[list[int] | None] | None = None
         self._full_rows: set[int] = set()
         self._prefix_lengths: list[int] | None = None
-        self._rewards_per_func: torch.Tensor | None = None
-        self._demo_token_cache: dict[str, list[int]] = {}
-
-    @property
-    def prefix_scheduler(self) -> PrefixRatioScheduler:
-        """The prefix-ratio scheduler (the restored one after resuming from a checkpoint)."""
-        for callback in self.callback_handler.callbacks:
-            if isinstance(callback, PrefixSchedulerState):
-                return callback.scheduler
-        raise RuntimeError("PrefixSchedulerState callback is missing")
 
     # ------------------------------------------------------------------ rollouts
-    @staticmethod
-    def _pick_demonstration(row: dict[str, Any], gen: torch.Generator) -> str | None:
-        """The row's demonstration; one drawn with ``gen`` when the column holds several; None if empty."""
-        demos = row.get(DEMONSTRATION)
-        if isinstance(demos, (list, tuple)):
-            demos = [d for d in demos if d]
-            return demos[int(torch.randint(len(demos), (1,), generator=gen))] if demos else None
-        return demos or None
-
-    def _demo_ids(self, demo: str) -> list[int]:
-        """Demonstration token ids under the policy tokenizer (cached: demonstrations repeat every epoch)."""
-        ids = self._demo_token_cache.get(demo)
-        if ids is None:
-            ids = self.processing_class(text=demo, add_special_tokens=False)["input_ids"]
-            if len(self._demo_token_cache) < 100_000:
-                self._demo_token_cache[demo] = ids
-        return ids
-
-    def _demo_target_ids(self, demo: str) -> list[int]:
-        """A demonstration as a supervised target: its ids cut to the completion budget, then end-of-turn."""
-        return list(self._demo_ids(demo))[: self.max_completion_length - 1] + [self.eos_token_ids[0]]
-
     def _draw_stream(self) -> int:
         """Random stream of this process and rollout round: one optimizer step can hold several generation
         rounds (gradient_accumulation_steps > steps_per_generation), each needing fresh ratio draws. The round
@@ -281,11 +214,6 @@ class PrefixRFTTrainer(GRPOTrainer):
         self._prefix_lengths = lengths
         return out_ids, out_logps
 
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        self._rewards_per_func = rewards_per_func  # gathered over processes; used for hybrid metrics
-        return rewards_per_func
-
     def _generate_and_score_completions(self, inputs):
         mode = "train" if self.model.training else "eval"
         # Evaluation measures the policy alone: no prefixes outside training.
@@ -317,12 +245,6 @@ class PrefixRFTTrainer(GRPOTrainer):
             output["advantages"] = self._on_policy_baseline_advantages(is_hybrid, len(inputs))
         return output
 
-    def _global_rewards(self) -> torch.Tensor:
-        weights = self.reward_weights.to(self._rewards_per_func.device)
-        rewards = (self._rewards_per_func * weights.unsqueeze(0)).nansum(dim=1)
-        rewards[torch.isnan(self._rewards_per_func).all(dim=1)] = torch.nan
-        return rewards
-
     def _on_policy_baseline_advantages(self, is_hybrid: torch.Tensor, local_size: int) -> torch.Tensor:
         all_hybrid = self.accelerator.gather(is_hybrid)
         advantages = group_advantages(
@@ -343,22 +265,8 @@ class PrefixRFTTrainer(GRPOTrainer):
         total, count = self.accelerator.reduce(stats, reduction="sum").tolist()
         m["prefix/ratio_mean"].append(total / count if count else 0.0)
         if mode == "train":
-            low, high = self.prefix_scheduler.bounds(self.state.global_step)
-            m["prefix/ratio_low"].append(low)
-            m["prefix/ratio_high"].append(high)
+            self._log_ratio_bounds(m)
         self._log_reward_split(m, all_hybrid, "rewards/hybrid_mean", "rewards/on_policy_mean")
-
-    def _log_reward_split(self, metrics, rows: torch.Tensor, inside: str, outside: str) -> None:
-        """Log the mean reward of the batch's ``rows`` (a bool mask over all processes' rows) as ``inside``
-        and of the other rows as ``outside``; a side with no row logs nothing."""
-        if self._rewards_per_func is None:
-            return
-        rewards = self._global_rewards()
-        mask = rows.to(rewards.device)
-        if mask.any():
-            metrics[inside].append(torch.nanmean(rewards[mask]).item())
-        if not mask.all():
-            metrics[outside].append(torch.nanmean(rewards[~mask]).item())
 
     # ------------------------------------------------------------------ loss
     def _global_threshold(self, values: torch.Tensor, largest: bool) -> torch.Tensor | None:
@@ -369,41 +277,33 @@ class PrefixRFTTrainer(GRPOTrainer):
         gathered = gathered[gathered != sentinel]
         return top_fraction_threshold(gathered, self.algorithm.keep_fraction, largest=largest)
 
-    def _compute_loss(self, model, inputs):
-        prompt_ids, prompt_mask = inputs["prompt_ids"], inputs["prompt_mask"]
-        completion_ids, completion_mask = inputs["completion_ids"], inputs["completion_mask"]
-        input_ids = torch.cat([prompt_ids, completion_ids], dim=1)
-        attention_mask = torch.cat([prompt_mask, completion_mask], dim=1)
-        logps, entropies, _ = self._get_per_token_logps_and_entropies(
-            model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True
-        )
-        loss_mask = completion_mask.bool()
-        prefix_mask = inputs.get("prefix_mask", torch.zeros_like(completion_mask)).bool() & loss_mask
-        mode_name = self.algorithm.prefix_update
+    def _policy_loss(
+        self, inputs, logps, old_logps, entropies, loss_mask, importance, mode: str
+    ) -> torch.Tensor:
+        """Dr. GRPO with the prefix-token update policy: prefix tokens outside the kept ones lose their
+        advantage; whole demonstrations get LUFFY's shaped loss when ``off_policy_loss=shaped``."""
+        a = self.algorithm
+        prefix_mask = inputs.get("prefix_mask", torch.zeros_like(loss_mask)).bool() & loss_mask
         threshold = None
-        if mode_name in ("entropy_top", "entropy_bottom"):
+        if a.prefix_update in ("entropy_top", "entropy_bottom"):
             threshold = self._global_threshold(
-                entropies.detach()[prefix_mask], largest=mode_name == "entropy_top"
+                entropies[prefix_mask], largest=a.prefix_update == "entropy_top"
             )
         keep_mask = prefix_update_mask(
             prefix_mask,
             loss_mask,
-            entropies.detach(),
-            mode_name,
-            keep_fraction=self.algorithm.keep_fraction,
+            entropies,
+            a.prefix_update,
+            keep_fraction=a.keep_fraction,
             threshold=threshold,
         )
-        old_logps = inputs.get("old_per_token_logps")
-        old_logps = logps.detach() if old_logps is None else old_logps
-        importance = inputs.get("importance_sampling_ratio") if self.use_vllm else None
         off_policy = None
-        if self.algorithm.off_policy_loss == "shaped" and "off_policy_mask" in inputs:
+        if a.off_policy_loss == "shaped" and "off_policy_mask" in inputs:
             off_policy = inputs["off_policy_mask"].bool() & loss_mask
         # LUFFY's published script removes clipping from on-policy tokens too (on_policy_clip=False).
         eps_low, eps_high = (
-            (self.epsilon_low, self.epsilon_high) if self.algorithm.on_policy_clip else (math.inf, math.inf)
+            (self.epsilon_low, self.epsilon_high) if a.on_policy_clip else (math.inf, math.inf)
         )
-        mode = "train" if self.model.training else "eval"
         loss, stats = prefix_rft_policy_loss(
             logps,
             old_logps,
@@ -416,53 +316,17 @@ class PrefixRFTTrainer(GRPOTrainer):
             loss_type=self.loss_type,
             max_completion_length=self.max_completion_length,
             off_policy_mask=off_policy,
-            shaping_gamma=self.algorithm.shaping_gamma,
+            shaping_gamma=a.shaping_gamma,
             importance_weights=importance,
-            token_weights=self._policy_token_weights(inputs, entropies.detach(), loss_mask, mode),
+            token_weights=self._policy_token_weights(inputs, entropies, loss_mask, mode),
         )
-        if mode == "train":
-            loss = loss / self.current_gradient_accumulation_steps
-        # Terms of subclasses that reuse this forward pass (already scaled for gradient accumulation).
-        loss = loss + self._same_pass_loss(inputs, logps, entropies.detach(), loss_mask, mode)
-        if self.args.entropy_coef:
-            token_mean_entropy = (entropies * loss_mask).sum() / loss_mask.sum().clamp(min=1)
-            scale = self.current_gradient_accumulation_steps if mode == "train" else 1.0
-            loss = loss - self.args.entropy_coef * token_mean_entropy / scale
-        self._log_loss_metrics(
-            mode, stats, logps.detach(), entropies.detach(), loss_mask, prefix_mask, keep_mask
-        )
-        if off_policy is not None:
-            n_off = self.accelerator.reduce(off_policy.sum().float(), reduction="sum").item()
-            if n_off:
-                shaping = policy_shaping(logps.detach(), self.algorithm.shaping_gamma)
-                self._metrics[mode]["off_policy/shaping_weight_mean"].append(
-                    self._masked_global_mean(shaping, off_policy)
-                )
-                self._metrics[mode]["off_policy/demo_nll"].append(
-                    -self._masked_global_mean(logps.detach(), off_policy)
-                )
+        self._log_loss_metrics(mode, stats, entropies, loss_mask, prefix_mask)
+        self._log_prefix_metrics(mode, logps.detach(), entropies, prefix_mask, keep_mask, off_policy)
         return loss
 
-    def _policy_token_weights(self, inputs, entropies, loss_mask, mode: str) -> torch.Tensor | None:
-        """Per-token weights of the policy loss, ``(B, T)`` without gradient; None (all 1) here."""
-        return None
-
-    def _same_pass_loss(self, inputs, logps, entropies, loss_mask, mode: str) -> torch.Tensor | float:
-        """An extra loss term computed from this micro-batch's completion log-probs; 0 here."""
-        return 0.0
-
-    def _masked_global_mean(self, values: torch.Tensor, mask: torch.Tensor) -> float:
-        stats = torch.stack([(values * mask).sum(), mask.sum().float()])
-        total, count = self.accelerator.reduce(stats, reduction="sum").tolist()
-        return total / count if count else float("nan")
-
-    def _log_loss_metrics(self, mode, stats, logps, entropies, loss_mask, prefix_mask, keep_mask) -> None:
+    def _log_prefix_metrics(self, mode, logps, entropies, prefix_mask, keep_mask, off_policy) -> None:
+        """Entropy and NLL of the demonstration prefixes, the share of their tokens kept, LUFFY's shaping."""
         m = self._metrics[mode]
-        continuation = loss_mask & ~prefix_mask
-        m["entropy"].append(self._masked_global_mean(entropies, loss_mask))
-        m["entropy/continuation"].append(self._masked_global_mean(entropies, continuation))
-        for key in ("clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean"):
-            m[key].append(self.accelerator.gather(stats[key].detach().reshape(1)).mean().item())
         n_prefix = self.accelerator.reduce(prefix_mask.sum().float(), reduction="sum").item()
         if n_prefix:
             m["entropy/prefix"].append(self._masked_global_mean(entropies, prefix_mask))
@@ -470,3 +334,9 @@ class PrefixRFTTrainer(GRPOTrainer):
             m["prefix/demo_nll"].append(-self._masked_global_mean(logps, prefix_mask))
             kept = self.accelerator.reduce((keep_mask & prefix_mask).sum().float(), reduction="sum").item()
             m["prefix/update_fraction"].append(kept / n_prefix)
+        if off_policy is not None:
+            n_off = self.accelerator.reduce(off_policy.sum().float(), reduction="sum").item()
+            if n_off:
+                shaping = policy_shaping(logps, self.algorithm.shaping_gamma)
+                m["off_policy/shaping_weight_mean"].append(self._masked_global_mean(shaping, off_policy))
+                m["off_policy/demo_nll"].append(-self._masked_global_mean(logps, off_policy))

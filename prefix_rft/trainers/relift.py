@@ -1,7 +1,7 @@
 """``ReLIFTTrainer``: RL every step, SFT steps on the demonstrations of the prompts RL cannot solve.
 
-ReLIFT (Ma et al., arXiv 2506.07527). Rollouts and policy loss are the Prefix-RFT trainer's with no
-hybrid rollouts (``num_prefixed=0``: Dr. GRPO). After each generation, every prompt whose group of
+ReLIFT (Ma et al., arXiv 2506.07527). Rollouts are TRL's, the policy loss the base trainer's Dr. GRPO
+(:class:`~prefix_rft.trainers.base.DrGRPOTrainer`). After each generation, every prompt whose group of
 rollouts all scored 0 enters a buffer with its demonstration (:mod:`relift_buffer`). When the buffer
 holds ``sft_buffer_size`` prompts, the next optimizer step starts with one SFT step on them (before its
 first micro-batch, never between micro-batches of an accumulated step, so the RL update does not depend on
@@ -31,13 +31,13 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from prefix_rft.cost.counters import record_cost
 from prefix_rft.errors import ConfigError
 from prefix_rft.trainers.algorithm_config import knob
+from prefix_rft.trainers.base import DrGRPOTrainer
 from prefix_rft.trainers.demonstrations import (
     SupervisedTermConfig,
     demonstration_logps,
     demonstration_text,
     pad_ids,
 )
-from prefix_rft.trainers.prefix_rft import PrefixRFTTrainer
 from prefix_rft.trainers.relift_buffer import SFTBuffer, failed_groups
 
 STATE_FILE = "relift_state.json"
@@ -83,8 +83,8 @@ def sharded_training(args) -> str | None:
     return None
 
 
-class ReLIFTTrainer(PrefixRFTTrainer):
-    """PrefixRFTTrainer (used with ``num_prefixed=0``) plus ReLIFT's buffer of hard prompts and SFT steps."""
+class ReLIFTTrainer(DrGRPOTrainer):
+    """DrGRPOTrainer plus ReLIFT's buffer of hard prompts and SFT steps."""
 
     algorithm: ReLIFTConfig
 

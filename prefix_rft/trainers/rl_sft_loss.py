@@ -1,8 +1,8 @@
 """``RLWithSFTLossTrainer``: Dr. GRPO on on-policy rollouts plus a weighted NLL on the demonstrations.
 
-The "RL with SFT loss" baseline. Rollouts and the policy loss are the Prefix-RFT trainer's with no
-hybrid rollouts (``num_prefixed=0``, so exactly Dr. GRPO); this class only adds, for every prompt of
-the batch, its demonstration as a supervised target:
+The "RL with SFT loss" baseline. Rollouts are TRL's and the policy loss is the base trainer's Dr. GRPO
+(:class:`~prefix_rft.trainers.base.DrGRPOTrainer`); this class only adds, for every prompt of the batch, its
+demonstration as a supervised target:
 
     loss = policy_loss + sft_coef * token_mean NLL(demonstration | prompt)
 
@@ -25,6 +25,7 @@ from prefix_rft.cost.counters import record_cost
 from prefix_rft.errors import ConfigError
 from prefix_rft.losses import weighted_nll_sum
 from prefix_rft.trainers.algorithm_config import knob
+from prefix_rft.trainers.base import DrGRPOTrainer
 from prefix_rft.trainers.demonstrations import (
     SupervisedTermConfig,
     demonstration_logps,
@@ -32,7 +33,6 @@ from prefix_rft.trainers.demonstrations import (
     pad_ids,
     step_token_normalizer,
 )
-from prefix_rft.trainers.prefix_rft import PrefixRFTTrainer
 
 
 @dataclass
@@ -49,8 +49,8 @@ class RLWithSFTLossConfig(SupervisedTermConfig):
             raise ConfigError(f"algorithm.sft_coef={self.sft_coef} must be >= 0")
 
 
-class RLWithSFTLossTrainer(PrefixRFTTrainer):
-    """PrefixRFTTrainer with an NLL term on demonstrations, weighted by ``algorithm.sft_coef``."""
+class RLWithSFTLossTrainer(DrGRPOTrainer):
+    """DrGRPOTrainer with an NLL term on demonstrations, weighted by ``algorithm.sft_coef``."""
 
     algorithm: RLWithSFTLossConfig
 

@@ -1,7 +1,7 @@
 """TRL loss settings that a trainer with its own ``_compute_loss`` would silently ignore.
 
-``PrefixRFTTrainer`` (and every trainer built on it) replaces TRL's ``GRPOTrainer._compute_loss`` with
-the pure functions of :mod:`prefix_rft.losses`. TRL's loss reads more ``GRPOConfig`` fields than that
+``DrGRPOTrainer`` (:mod:`prefix_rft.trainers.base`, and every trainer built on it) replaces TRL's
+``GRPOTrainer._compute_loss`` with the pure functions of :mod:`prefix_rft.losses`. TRL's loss reads more ``GRPOConfig`` fields than that
 replacement does; a value set for one of them would be accepted by TRL and then have no effect. So each
 field TRL's loss reads is listed here, either as honoured (read, with the same meaning, by the
 replacement or by TRL code the replacement keeps) or as refused: set to anything but the value the
