@@ -203,37 +203,43 @@ def algorithm_help(name: str, conf: Path | None = None) -> str:
 
 
 def scheduler_help(conf: Path, option: str) -> str:
-    """The keys of ``scheduler=option`` (a file of ``conf/scheduler``) that its schedule reads: type, the
-    value this option gives it, help."""
-    import inspect
-
-    from prefix_rft.config.schema import SchedulerConfig
+    """The keys of ``scheduler=option`` (a file of ``conf/scheduler``, or a registered scheduler without
+    one) that its schedule reads: type, the value this option gives it, help."""
     from prefix_rft.errors import ConfigError
-    from prefix_rft.prefix.schedulers import SCHEDULERS
+    from prefix_rft.prefix.schedulers import SCHEDULERS, scheduler_fields, scheduler_key_specs
 
-    options = _group_options(conf, "scheduler")
+    options = sorted(set(_group_options(conf, "scheduler")) | set(SCHEDULERS))
     if option not in options:
         raise ConfigError(f"scheduler={option!r} is not an option; expected one of {options}")
     path = conf / "scheduler" / f"{option}.yaml"
-    preset = OmegaConf.to_container(OmegaConf.load(path))
-    fields = {f.name: f for f in dataclasses.fields(SchedulerConfig)}
-    hints = typing.get_type_hints(SchedulerConfig)
-    kind = preset.get("name", _default(fields["name"]))
+    if path.is_file():
+        # A key the file does not set keeps the group's default (the composed config's value).
+        preset = {k.name: k.default for k in scheduler_fields()}
+        preset.update(OmegaConf.to_container(OmegaConf.load(path)))
+        where = path.relative_to(conf.parent) if conf.parent in path.parents else path
+        about = [line.lstrip("# ").rstrip() for line in path.read_text().splitlines() if line.startswith("#")]
+    else:  # a registered schedule without a preset file: its own defaults
+        preset = {"name": option, **{k.name: k.default for k in scheduler_key_specs(option)}}
+        where, about = "registered, no preset file", []
+    kind = preset["name"]
+    if kind not in SCHEDULERS:
+        raise ConfigError(
+            f"{where}: name={kind!r} is not a registered schedule; expected one of {sorted(SCHEDULERS)}"
+        )
     cls = SCHEDULERS[kind]
-    about = [line.lstrip("# ").rstrip() for line in path.read_text().splitlines() if line.startswith("#")]
-    lines = [
-        f"scheduler={option} ({path.relative_to(conf.parent) if conf.parent in path.parents else path}):"
-    ]
+    lines = [f"scheduler={option} ({where}):"]
     lines += [f"  {line}" for line in about]
     lines += ["", *_wrap(f"Schedule {kind!r} ({cls.__name__}): {(cls.__doc__ or '').strip()}", ""), ""]
     lines.append("Keys it reads (scheduler.KEY=VALUE), with this option's values:")
-    for key in [k for k in inspect.signature(cls.__init__).parameters if k != "self"]:
-        f = fields[key]
-        lines += _field_lines(
-            key, hints[key], preset.get(key, _default(f)), (f.metadata or {}).get("help", "")
-        )
-    unused = sorted(set(fields) - set(inspect.signature(cls.__init__).parameters) - {"name"})
-    lines += ["", *_wrap(f"Not read by this schedule: {', '.join(f'scheduler.{k}' for k in unused)}.", "")]
+    specs = scheduler_key_specs(kind)
+    for spec in specs:
+        lines += _field_lines(spec.name, spec.type, preset[spec.name], spec.help)
+    unused = sorted({k.name for k in scheduler_fields()} - {spec.name for spec in specs} - {"name"})
+    if unused:
+        lines += [
+            "",
+            *_wrap(f"Not read by this schedule: {', '.join(f'scheduler.{k}' for k in unused)}.", ""),
+        ]
     return "\n".join(lines)
 
 

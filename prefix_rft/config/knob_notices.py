@@ -13,7 +13,6 @@ algorithm) are not the user's doing and would only be noise.
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 
 from omegaconf import DictConfig, OmegaConf
@@ -35,7 +34,7 @@ def scheduler_knobs_read(cfg: DictConfig) -> set[str]:
     """The ``scheduler.*`` keys the run reads: the chosen scheduler's parameters (and ``name``), or none
     when the algorithm has no hybrid rollouts."""
     from prefix_rft.config.algorithm_args import algorithm_from_config
-    from prefix_rft.prefix.schedulers import SCHEDULERS
+    from prefix_rft.prefix.schedulers import SCHEDULERS, scheduler_keys
 
     entry, algo = algorithm_from_config(cfg)
     if entry.trainer is None or not algo.uses_scheduler:
@@ -43,7 +42,7 @@ def scheduler_knobs_read(cfg: DictConfig) -> set[str]:
     scheduler = SCHEDULERS.get(cfg.scheduler.name)
     if scheduler is None:
         return {"name"}  # an unknown name is refused by the scheduler's own check
-    return {"name", *(p for p in inspect.signature(scheduler.__init__).parameters if p != "self")}
+    return {"name", *scheduler_keys(cfg.scheduler.name)}
 
 
 def ignored_knobs(cfg: DictConfig, overrides: list[str] | None) -> list[str]:

@@ -1,9 +1,10 @@
 """Structured configs (dataclasses) for every Hydra group, registered in Hydra's ConfigStore.
 
-Each group in ``conf/`` (model, data, reward, scheduler, peft, generation) is validated against the
-dataclass of the same name here, so an unknown key or a wrong type fails at start-up, before any
-model is loaded. ``trainer.*`` holds TRL's own arguments (see :mod:`.trainer_args`); ``algorithm.*``
-the knobs of the registered algorithms (see :mod:`.algorithm_args`). The ``scale`` group has no
+Each group in ``conf/`` (model, data, reward, peft, generation) is validated against the dataclass
+of the same name here, so an unknown key or a wrong type fails at start-up, before any model is
+loaded. ``trainer.*`` holds TRL's own arguments (see :mod:`.trainer_args`); ``algorithm.*`` the knobs
+of the registered algorithms (see :mod:`.algorithm_args`); ``scheduler.*`` the keys of the registered
+prefix-ratio schedulers (see :mod:`.scheduler_args`). The ``scale`` group has no
 schema of its own: it sets values of the other groups.
 """
 
@@ -122,29 +123,6 @@ class RewardConfig:
     funcs: list[RewardFuncConfig] = field(default_factory=lambda: [RewardFuncConfig(name="accuracy")])
 
 
-def _key(default: Any, help: str) -> Any:  # noqa: A002 - the metadata name TRL's configs use too
-    """A field with its help text (printed by ``prefix-rft-train --help scheduler=NAME``)."""
-    return field(default=default, metadata={"help": help})
-
-
-@dataclass
-class SchedulerConfig:
-    """Prefix-ratio scheduler: l ~ U(low_t, high) with low_t decaying over training."""
-
-    name: str = _key("cosine", "The schedule: cosine (paper), linear, uniform or constant.")
-    high: float = _key(0.95, "Upper bound of the prefix ratio (paper: 0.95).")
-    low_start: float = _key(0.95, "Lower bound at step 0 (cosine/linear; paper: 0.95).")
-    low_end: float = _key(0.05, "Lower bound after decay_steps (cosine/linear; paper: 0.05).")
-    decay_steps: int = _key(500, "Steps over which the lower bound decays (cosine/linear; paper: 500).")
-    allow_rising: bool = _key(
-        False,
-        "cosine/linear: allow low_end > low_start (a lower bound that rises over training); without it such "
-        "a schedule is refused as a likely swap of the two values.",
-    )
-    low: float = _key(0.05, "Fixed lower bound (uniform).")
-    value: float = _key(0.5, "Fixed ratio (constant).")
-
-
 @dataclass
 class PeftConfig:
     """Parameter-efficient fine-tuning (LoRA)."""
@@ -207,7 +185,8 @@ class TrainConfig:
     # The registered algorithm and its knobs; typed by train_config_class() from the registry.
     algorithm: Any = MISSING
     reward: RewardConfig = field(default_factory=RewardConfig)
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    # Prefix-ratio scheduler; typed by train_config_class() from the registered schedulers.
+    scheduler: Any = MISSING
     peft: PeftConfig = field(default_factory=PeftConfig)
     generation: GenerationBackendConfig = field(default_factory=GenerationBackendConfig)
     # TRL GRPOConfig/SFTConfig arguments (generated from the installed TRL; see trainer_args.py); typed
@@ -226,9 +205,12 @@ class TrainConfig:
 
 
 def train_config_class(trainer_args: type | None = None, algorithm_args: type | None = None) -> type:
-    """:class:`TrainConfig` with ``trainer``/``sft_trainer`` typed by TRL's fields and ``algorithm`` by the
-    registered algorithms (generated on every call, so that an algorithm registered at run time, e.g. in
-    a test, is part of the schema). The two generated classes may be given (the cached schema)."""
+    """:class:`TrainConfig` with ``trainer``/``sft_trainer`` typed by TRL's fields, ``algorithm`` by the
+    registered algorithms and ``scheduler`` by the registered schedulers (generated on every call, so that
+    an algorithm or scheduler registered at run time, e.g. in a test, is part of the schema). The two
+    TRL/registry classes may be given (the cached schema); the scheduler's needs neither, so it is live."""
+    from prefix_rft.config.scheduler_args import make_scheduler_args_class
+
     if trainer_args is None:
         from prefix_rft.config.trainer_args import make_trainer_args_class
 
@@ -237,10 +219,12 @@ def train_config_class(trainer_args: type | None = None, algorithm_args: type | 
         from prefix_rft.config.algorithm_args import make_algorithm_args_class
 
         algorithm_args = make_algorithm_args_class()
+    scheduler_args = make_scheduler_args_class()
     return dataclasses.make_dataclass(
         "TrainConfig",
         [
             ("algorithm", algorithm_args, field(default_factory=algorithm_args)),
+            ("scheduler", scheduler_args, field(default_factory=scheduler_args)),
             ("trainer", trainer_args, field(default_factory=trainer_args)),
             ("sft_trainer", trainer_args, field(default_factory=trainer_args)),
         ],
@@ -251,14 +235,17 @@ def train_config_class(trainer_args: type | None = None, algorithm_args: type | 
 def register_configs(cached: bool = False) -> None:
     """Register the root schema (conf/config.yaml lists it first in its defaults, so every group is typed)
     and one node per registered algorithm: ``algorithm_registry/<name>`` (its knobs' defaults, which
-    ``conf/algorithm/<name>.yaml`` pulls in), and ``algorithm/<name>`` itself when there is no such YAML.
+    ``conf/algorithm/<name>.yaml`` pulls in), and ``algorithm/<name>`` itself when there is no such YAML;
+    likewise ``scheduler/<name>`` (its keys' defaults) for a registered scheduler without a YAML preset.
 
     ``cached``: build the generated groups from the schema cache (:mod:`.schema_cache`) instead of TRL
     and the registry, so that composing a config does not import TRL; only the built-in algorithms are
     known then (the command-line tools; the run itself checks the config against the live schema).
     """
     from prefix_rft.config.paths import conf_dir
+    from prefix_rft.config.scheduler_args import scheduler_defaults
     from prefix_rft.config.schema_cache import REGISTRY_GROUP, SchemaSpec
+    from prefix_rft.prefix.schedulers import SCHEDULERS
 
     spec = SchemaSpec.cached() if cached else SchemaSpec.live()
     store = ConfigStore.instance()
@@ -268,3 +255,6 @@ def register_configs(cached: bool = False) -> None:
         store.store(group=REGISTRY_GROUP, name=name, node=node)
         if not (presets / f"{name}.yaml").is_file():
             store.store(group="algorithm", name=name, node=node)
+    for name in SCHEDULERS:
+        if not (conf_dir() / "scheduler" / f"{name}.yaml").is_file():
+            store.store(group="scheduler", name=name, node=scheduler_defaults(name))

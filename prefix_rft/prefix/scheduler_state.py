@@ -21,14 +21,31 @@ logger = logging.getLogger(__name__)
 class PrefixSchedulerState(TrainerCallback, ExportableState):
     """Holds the prefix-ratio scheduler; its config and last step travel with every checkpoint."""
 
-    def __init__(self, scheduler_state: dict, last_step: int = 0) -> None:
-        self.scheduler_state = dict(scheduler_state)
+    def __init__(
+        self,
+        scheduler_state: dict | None = None,
+        last_step: int = 0,
+        *,
+        scheduler: PrefixRatioScheduler | None = None,
+    ) -> None:
+        """Give either the scheduler itself or ``scheduler_state``, its saved form (how transformers
+        re-creates the callback from a checkpoint's arguments)."""
+        if (scheduler is None) == (scheduler_state is None):
+            raise TypeError("PrefixSchedulerState takes exactly one of scheduler and scheduler_state")
+        self.scheduler: PrefixRatioScheduler = (
+            scheduler if scheduler is not None else scheduler_from_state(scheduler_state)
+        )
         self.last_step = last_step
-        self.scheduler: PrefixRatioScheduler = scheduler_from_state(self.scheduler_state)
 
     @classmethod
     def from_scheduler(cls, scheduler: PrefixRatioScheduler) -> PrefixSchedulerState:
-        return cls(scheduler.state_dict())
+        """The callback holding ``scheduler`` itself (no round trip through its saved form)."""
+        return cls(scheduler=scheduler)
+
+    @property
+    def scheduler_state(self) -> dict:
+        """The scheduler's saved form (:meth:`PrefixRatioScheduler.state_dict`), as checkpoints hold it."""
+        return self.scheduler.state_dict()
 
     def state(self) -> dict:
         return {
@@ -44,14 +61,16 @@ class PrefixSchedulerState(TrainerCallback, ExportableState):
             saved = saved[-1] if saved else None
         if state.global_step and isinstance(saved, dict):
             restored = saved.get("args", {}).get("scheduler_state")
-            if restored and restored != self.scheduler_state:
+            # Compared as schedulers, not as saved dicts: an older checkpoint's form of the same schedule
+            # (no allow_rising recorded) is the same schedule.
+            from_checkpoint = scheduler_from_state(restored) if restored else self.scheduler
+            if from_checkpoint != self.scheduler:
                 logger.warning(
                     "resuming with the checkpoint's prefix scheduler %s instead of the configured %s",
                     restored,
                     self.scheduler_state,
                 )
-                self.scheduler_state = dict(restored)
-                self.scheduler = scheduler_from_state(self.scheduler_state)
+                self.scheduler = from_checkpoint
             self.last_step = saved.get("attributes", {}).get("last_step", state.global_step)
             logger.info("prefix scheduler resumed at step %d: %s", state.global_step, self.scheduler_state)
 
