@@ -71,22 +71,26 @@ def test_scheduler_keys_are_read_only_by_algorithms_that_draw_prefix_ratios(name
 def test_the_run_builds_a_scheduler_only_when_the_algorithm_uses_one(
     name, tiny_model_dir, monkeypatch, caplog
 ):
-    """The pipeline's trainer builder on the tiny model: a scheduler is built (once) for Prefix-RFT, never
-    for CHORD, whose trainer would refuse one."""
+    """The start-up checks and the pipeline's trainer builder on the tiny model: a scheduler is built once
+    for Prefix-RFT (the trainer gets the object the checks built), never for CHORD, whose trainer would
+    refuse one."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    import prefix_rft.config.build as build
     import prefix_rft.prefix.schedulers as schedulers
-    from prefix_rft.config.build import build_rl_trainer
+    from prefix_rft.config.validate import validate_train_config
     from prefix_rft.data.sources import load_train_dataset
 
     built = []
     real = schedulers.scheduler_from_config
     monkeypatch.setattr(schedulers, "scheduler_from_config", lambda c: built.append(c.name) or real(c))
+    monkeypatch.setattr(build, "_BUILT_SCHEDULERS", {})
     cfg = compose_config(
         [f"algorithm={name}", "model=tiny", f"model.name_or_path={tiny_model_dir}", "output_dir=/tmp/unused"]
     )
+    validate_train_config(cfg)
     with caplog.at_level(logging.WARNING):
-        trainer = build_rl_trainer(
+        trainer = build.build_rl_trainer(
             cfg,
             AutoModelForCausalLM.from_pretrained(tiny_model_dir),
             AutoTokenizer.from_pretrained(tiny_model_dir),
@@ -95,4 +99,5 @@ def test_the_run_builds_a_scheduler_only_when_the_algorithm_uses_one(
     assert built == (["cosine"] if name == "prefix_rft" else [])
     assert hasattr(trainer, "prefix_scheduler") == (name == "prefix_rft")
     if name == "prefix_rft":
+        assert trainer.prefix_scheduler is build.build_prefix_scheduler(cfg)  # checkpointed as itself
         assert trainer.prefix_scheduler.state_dict()["decay_steps"] == cfg.scheduler.decay_steps

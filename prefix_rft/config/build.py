@@ -123,11 +123,21 @@ def build_rl_trainer(cfg: DictConfig, model, tokenizer, train_dataset):
     )
 
 
-def build_prefix_scheduler(cfg: DictConfig):
-    """The prefix-ratio scheduler of ``scheduler.*`` (for the algorithms whose config ``uses_scheduler``)."""
-    from prefix_rft.prefix.schedulers import scheduler_from_config
+# Schedulers built so far, by their settings: the start-up check and the trainer share one object (they are
+# frozen dataclasses, so sharing is safe).
+_BUILT_SCHEDULERS: dict[tuple, Any] = {}
 
-    return scheduler_from_config(cfg.scheduler)
+
+def build_prefix_scheduler(cfg: DictConfig):
+    """The prefix-ratio scheduler of ``scheduler.*`` (for the algorithms whose config ``uses_scheduler``),
+    built once per setting: the start-up check builds it, the trainer gets that object."""
+    from prefix_rft.prefix.schedulers import scheduler_from_config, scheduler_keys
+
+    name = cfg.scheduler.name
+    key = (name, tuple((k, cfg.scheduler[k]) for k in scheduler_keys(name) if k in cfg.scheduler))
+    if key not in _BUILT_SCHEDULERS:
+        _BUILT_SCHEDULERS[key] = scheduler_from_config(cfg.scheduler)
+    return _BUILT_SCHEDULERS[key]
 
 
 def build_sft_config(cfg: DictConfig):

@@ -50,9 +50,8 @@ def validate_train_config(cfg: DictConfig, overrides: list[str] | None = None) -
     ones the user set are reported; None: every set knob counts as the user's).
     """
     from prefix_rft.config.algorithm_args import algorithm_from_config
-    from prefix_rft.config.build import BACKEND_TO_TRL
+    from prefix_rft.config.build import BACKEND_TO_TRL, build_prefix_scheduler
     from prefix_rft.config.knob_notices import report_ignored_knobs, scheduler_knobs_read
-    from prefix_rft.prefix.schedulers import scheduler_from_config
     from prefix_rft.rewards.rewards import get_reward_funcs
 
     check_schema(cfg)
@@ -65,7 +64,7 @@ def validate_train_config(cfg: DictConfig, overrides: list[str] | None = None) -
     try:
         get_reward_funcs(list(cfg.reward.funcs))
         # An algorithm without hybrid rollouts reads no scheduler: its values are ignored, not checked.
-        scheduler = scheduler_from_config(cfg.scheduler) if scheduler_knobs_read(cfg) else None
+        scheduler = build_prefix_scheduler(cfg) if scheduler_knobs_read(cfg) else None
     except ValueError as err:
         raise ConfigError(str(err)) from err
     if getattr(scheduler, "rising", False):
