@@ -164,12 +164,12 @@ def command_line_plugins(argv: list[str]) -> list[str]:
 
 def saved_plugins(folder: str | Path | None) -> list[str]:
     """The ``plugins`` of the run config saved in ``folder`` (empty when there is none)."""
+    if folder is None:
+        return []
     import yaml
 
     from prefix_rft.pipeline import RUN_CONFIG_MARK
 
-    if folder is None:
-        return []
     try:
         text = (Path(folder) / "config.yaml").read_text(encoding="utf-8")
         saved = yaml.safe_load(text) if text.startswith(RUN_CONFIG_MARK) else None
