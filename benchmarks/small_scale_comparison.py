@@ -29,6 +29,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,7 @@ from benchmarks._common import (
     write_json,
 )
 from benchmarks.testbed import BASE_OVERRIDES, MODEL, job_spec, mean_ci, run_jobs
+from prefix_rft.algorithms import ALGORITHMS as REGISTRY
 
 NAME = "small_scale_comparison"
 TRAINED_LEVEL = 4
@@ -55,18 +58,20 @@ TRAIN_DATA = [
 ]
 # conf/scale/cpu.yaml: 64 rollouts per step = 8 prompts x 8 (SFT gets as many demonstrations per step).
 PROMPTS_PER_STEP = 8
+# Extra overrides of every algorithm with a stage of this kind: SFT sees as many demonstrations per step.
+STAGE_OVERRIDES: dict[str, list[str]] = {
+    "sft": [f"sft_trainer.per_device_train_batch_size={PROMPTS_PER_STEP}"]
+}
+# Knobs counted in optimizer steps (CHORD's mu schedule; official example: warm-up 200, cosine decay 400) keep
+# their shape over the run, as Prefix-RFT's scheduler spans the run: warm-up a third, decay the rest.
+STEP_KNOBS: dict[str, Callable[[int], int]] = {
+    "mu_warmup_steps": lambda steps: steps // 3,
+    "mu_decay_steps": lambda steps: steps - steps // 3,
+}
+# One plain variant per registered algorithm, in registry order.
 ALGORITHMS: dict[str, list[str]] = {
-    "sft": ["algorithm=sft", f"sft_trainer.per_device_train_batch_size={PROMPTS_PER_STEP}"],
-    "rft": ["algorithm=rft"],
-    "sft_then_rft": ["algorithm=sft_then_rft", f"sft_trainer.per_device_train_batch_size={PROMPTS_PER_STEP}"],
-    "rl_sft_loss": ["algorithm=rl_sft_loss"],
-    "luffy": ["algorithm=luffy"],
-    "relift": ["algorithm=relift"],
-    "hpt": ["algorithm=hpt"],
-    "prefix_in_prompt": ["algorithm=prefix_in_prompt"],
-    "prefix_rft": ["algorithm=prefix_rft"],
-    "chord": ["algorithm=chord"],
-    "srft": ["algorithm=srft"],
+    name: [f"algorithm={name}", *(o for kind in entry.stages for o in STAGE_OVERRIDES.get(kind, []))]
+    for name, entry in REGISTRY.items()
 }
 # Each is Prefix-RFT with one knob changed (the paper's ablations).
 ABLATIONS: dict[str, list[str]] = {
@@ -141,12 +146,14 @@ def variant_overrides(name: str, steps: int, out: Path | None = None) -> list[st
         # with it the resume check, does not depend on where the repository is checked out.
         path = ((out or output_dir(NAME, None)) / POPE_FILE).resolve()
         ov.append(f"algorithm.prefix_ratio_file={_repo_relative(path)}")
-    if name == "sft_then_rft":
+    entry = REGISTRY[VARIANTS[name][0].removeprefix("algorithm=")]
+    if name in ALGORITHMS and entry.stages == (
+        "sft",
+        "rl",
+    ):  # the plain SFT -> RL variant: half the steps each
         ov += [f"sft_trainer.max_steps={steps // 2}", f"trainer.max_steps={steps - steps // 2}"]
-    if VARIANTS[name][0] == "algorithm=chord":
-        # CHORD's mu schedule counts optimizer steps (official example: warm-up 200, cosine decay 400); it keeps
-        # that shape over the run (warm-up a third, decay the rest), as Prefix-RFT's scheduler spans the run.
-        ov += [f"algorithm.mu_warmup_steps={steps // 3}", f"algorithm.mu_decay_steps={steps - steps // 3}"]
+    knobs = {f.name for f in fields(entry.config)}
+    ov += [f"algorithm.{knob}={value(steps)}" for knob, value in STEP_KNOBS.items() if knob in knobs]
     return ov
 
 
@@ -303,8 +310,8 @@ def plot(runs: list[dict], rows: list[dict], path: Path) -> Path:
     for name in dict.fromkeys(r["spec"]["name"] for r in runs):
         if name not in ALGORITHMS and name not in SFT_TO_CONVERGENCE and name not in LONGER:
             continue
-        if name == "prefix_in_prompt":
-            continue  # every rollout continues a prompt prefix (guide=all): it has no on-policy reward
+        if REGISTRY[VARIANTS[name][0].removeprefix("algorithm=")].hybrids_per_group == "all":
+            continue  # every rollout continues a prefix (prefix_in_prompt, guide=all): no on-policy reward
         curves = []
         for r in runs:
             if r["spec"]["name"] == name:

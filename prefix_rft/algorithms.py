@@ -47,6 +47,17 @@ class Algorithm:
     stages: tuple[str, ...]
     # Trains on demonstrations whatever its knobs say (its config may add cases: needs_demonstrations()).
     needs_demonstrations: bool
+    # What a run with the default knobs shows (the CLI sweep test checks each registered algorithm by it).
+    # Metric names its trainer logs besides the loss and TRL's own (e.g. "prefix/ratio_mean").
+    metrics: tuple[str, ...] = ()
+    # Kinds of trained tokens of its cost report (prefix_rft.cost.estimate.TOKEN_KINDS) it trains on
+    # every step, and those it trains on some questions only (e.g. ReLIFT's SFT on the failed ones).
+    trains: tuple[str, ...] = ()
+    trains_some: tuple[str, ...] = ()
+    # Per group of rollouts: rows that are whole demonstrations (LUFFY's off-policy rows), and rollouts
+    # that continue a demonstration prefix ("all": every one of them).
+    demonstrations_per_group: int = 0
+    hybrids_per_group: int | str = 0
 
     def requires_demonstrations(self, config: AlgorithmConfig) -> bool:
         """Whether this algorithm with these knob values needs a demonstration column."""
@@ -62,8 +73,17 @@ def register_algorithm(
     trainer: type | None = GRPOTrainer,
     stages: tuple[str, ...] = ("rl",),
     needs_demonstrations: bool | None = None,
+    *,
+    metrics: tuple[str, ...] = (),
+    trains: tuple[str, ...] | None = None,
+    trains_some: tuple[str, ...] = (),
+    demonstrations_per_group: int = 0,
+    hybrids_per_group: int | str = 0,
 ) -> Algorithm:
-    """Add (or replace) an algorithm; ``needs_demonstrations`` defaults to "has an SFT stage"."""
+    """Add (or replace) an algorithm; ``needs_demonstrations`` defaults to "has an SFT stage", ``trains``
+    to what its stages train (``sft`` tokens for an SFT stage, ``on_policy`` ones for an RL stage)."""
+    from prefix_rft.cost.estimate import TOKEN_KINDS
+
     if not name or name.startswith("_"):
         raise ValueError(
             f"algorithm name {name!r}: names starting with '_' are reserved for internal presets"
@@ -73,7 +93,24 @@ def register_algorithm(
     if ("rl" in stages) != (trainer is not None):
         raise ValueError(f"algorithm {name}: a trainer class is needed exactly when there is an 'rl' stage")
     needs = "sft" in stages if needs_demonstrations is None else needs_demonstrations
-    entry = Algorithm(name, config, trainer, tuple(stages), needs)
+    if trains is None:
+        trains = tuple(kind for stage, kind in (("sft", "sft"), ("rl", "on_policy")) if stage in stages)
+    if any(k not in TOKEN_KINDS for k in (*trains, *trains_some)):
+        raise ValueError(f"algorithm {name}: trains {trains} / {trains_some} must be kinds of {TOKEN_KINDS}")
+    if not (hybrids_per_group == "all" or isinstance(hybrids_per_group, int)):
+        raise ValueError(f"algorithm {name}: hybrids_per_group must be a number or 'all'")
+    entry = Algorithm(
+        name,
+        config,
+        trainer,
+        tuple(stages),
+        needs,
+        metrics=tuple(metrics),
+        trains=tuple(trains),
+        trains_some=tuple(trains_some),
+        demonstrations_per_group=demonstrations_per_group,
+        hybrids_per_group=hybrids_per_group,
+    )
     ALGORITHMS[name] = entry
     return entry
 
@@ -95,11 +132,64 @@ def get_algorithm(name: str) -> Algorithm:
 register_algorithm("sft", trainer=None, stages=("sft",))
 register_algorithm("rft")
 register_algorithm("sft_then_rft", stages=("sft", "rl"))
-register_algorithm("rl_sft_loss", RLWithSFTLossConfig, RLWithSFTLossTrainer)
-register_algorithm("luffy", LUFFYConfig, PrefixRFTTrainer)
-register_algorithm("relift", ReLIFTConfig, ReLIFTTrainer)
-register_algorithm("prefix_rft", PrefixRFTConfig, PrefixRFTTrainer)
-register_algorithm("chord", ChordConfig, ChordTrainer)
-register_algorithm("srft", SRFTConfig, SRFTTrainer)
-register_algorithm("hpt", HPTConfig, HPTTrainer)
-register_algorithm("prefix_in_prompt", PrefixInPromptConfig, PrefixInPromptTrainer)
+register_algorithm(
+    "rl_sft_loss",
+    RLWithSFTLossConfig,
+    RLWithSFTLossTrainer,
+    metrics=("sft/demo_nll",),
+    trains=("on_policy", "sft"),
+)
+register_algorithm(
+    "luffy",
+    LUFFYConfig,
+    PrefixRFTTrainer,
+    metrics=("off_policy/shaping_weight_mean", "prefix/full_demo_fraction"),
+    trains=("on_policy", "full_demonstration"),
+    demonstrations_per_group=1,
+)
+register_algorithm(
+    "relift",
+    ReLIFTConfig,
+    ReLIFTTrainer,
+    metrics=("relift/buffer_size", "relift/failed_prompt_fraction"),
+    trains_some=("sft",),
+)
+register_algorithm(
+    "prefix_rft",
+    PrefixRFTConfig,
+    PrefixRFTTrainer,
+    metrics=("prefix/ratio_mean", "prefix/update_fraction", "entropy/prefix"),
+    trains=("on_policy", "prefix"),
+    hybrids_per_group=1,
+)
+register_algorithm(
+    "chord",
+    ChordConfig,
+    ChordTrainer,
+    metrics=("chord/mu", "chord/phi_mean", "sft/demo_nll"),
+    trains=("on_policy", "sft"),
+)
+register_algorithm(
+    "srft",
+    SRFTConfig,
+    SRFTTrainer,
+    metrics=("srft/sft_weight_mean", "srft/demo_nll", "off_policy/shaping_weight_mean"),
+    trains=("on_policy", "full_demonstration", "sft"),
+    demonstrations_per_group=1,
+)
+# HPT: the rollouts of questions its gate sends to SFT are sampled but not trained.
+register_algorithm(
+    "hpt",
+    HPTConfig,
+    HPTTrainer,
+    metrics=("hpt/sft_fraction", "hpt/solved_mean"),
+    trains=(),
+    trains_some=("on_policy", "sft"),
+)
+register_algorithm(
+    "prefix_in_prompt",
+    PrefixInPromptConfig,
+    PrefixInPromptTrainer,
+    metrics=("prefix_in_prompt/guided_fraction", "prefix_in_prompt/prefix_tokens"),
+    hybrids_per_group="all",
+)

@@ -15,33 +15,12 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-ALGORITHMS = [
-    "sft",
-    "rft",
-    "sft_then_rft",
-    "rl_sft_loss",
-    "luffy",
-    "relift",
-    "prefix_rft",
-    "chord",
-    "srft",
-    "hpt",
-    "prefix_in_prompt",
-]
-# What each algorithm logs that the others do not (besides the loss).
-SPECIFIC_METRICS = {
-    "sft": ["mean_token_accuracy"],
-    "rft": ["rewards/accuracy/mean"],
-    "sft_then_rft": ["rewards/accuracy/mean"],
-    "rl_sft_loss": ["sft/demo_nll"],
-    "luffy": ["off_policy/shaping_weight_mean", "prefix/full_demo_fraction"],
-    "relift": ["relift/buffer_size", "relift/failed_prompt_fraction"],  # SFT steps: test_baselines.py
-    "prefix_rft": ["prefix/ratio_mean", "prefix/update_fraction", "entropy/prefix"],
-    "chord": ["chord/mu", "chord/phi_mean", "sft/demo_nll"],
-    "srft": ["srft/sft_weight_mean", "srft/demo_nll", "off_policy/shaping_weight_mean"],
-    "hpt": ["hpt/sft_fraction", "hpt/solved_mean"],
-    "prefix_in_prompt": ["prefix_in_prompt/guided_fraction", "prefix_in_prompt/prefix_tokens"],
-}
+from prefix_rft.algorithms import ALGORITHMS as REGISTRY
+
+# Every registered algorithm, each checked by what its registry entry says it logs and trains.
+ALGORITHMS = list(REGISTRY)
+# What each kind of stage logs (TRL's SFTTrainer, and GRPOTrainer's reward), besides an algorithm's own.
+STAGE_METRICS = {"sft": "mean_token_accuracy", "rl": "rewards/accuracy/mean"}
 
 
 def cli() -> list[str]:
@@ -103,9 +82,9 @@ def test_sweep_runs_every_algorithm_into_its_own_folder(sweep, warm_model_dir, a
 
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["algorithm"] == algorithm and metrics["global_step"] == 2
-    history = [json.loads(line) for line in (run / "log_history.jsonl").read_text().splitlines()]
-    logged = {k for row in history for k in row}
-    for key in SPECIFIC_METRICS[algorithm]:
+    entry = REGISTRY[algorithm]
+    logged = logged_keys(run)
+    for key in (STAGE_METRICS[entry.stages[-1]], *entry.metrics):
         assert key in logged, f"{algorithm} did not log {key}"
 
     check_cost(metrics["cost"], algorithm)
@@ -114,47 +93,50 @@ def test_sweep_runs_every_algorithm_into_its_own_folder(sweep, warm_model_dir, a
     start = initial_weights(warm_model_dir)
     assert any(not torch.equal(final[k], start[k]) for k in start), f"{algorithm} left the weights unchanged"
 
-    if algorithm == "sft_then_rft":
-        stages = metrics["stages"]
-        assert [s["stage"] for s in stages] == ["sft", "rl"]
-        assert (run / "stage1_sft" / "stage_complete.json").is_file()
-        assert (run / "stage1_sft" / "model.safetensors").is_file()
-        sft_logged = {
-            k
-            for line in (run / "stage1_sft" / "log_history.jsonl").read_text().splitlines()
-            for k in json.loads(line)
-        }
-        assert "mean_token_accuracy" in sft_logged
-        assert (run / "stage2_rl" / "model.safetensors").is_file()
+    if len(entry.stages) > 1:  # each stage in its own folder, each complete, each logging its kind's metric
+        assert [s["stage"] for s in metrics["stages"]] == list(entry.stages)
+        for i, kind in enumerate(entry.stages, 1):
+            folder = run / f"stage{i}_{kind}"
+            assert (folder / "model.safetensors").is_file()
+            assert STAGE_METRICS[kind] in logged_keys(folder)
+            if i < len(entry.stages):
+                assert (folder / "stage_complete.json").is_file()
 
 
-# Rollouts of the sweep's runs: 2 steps x 2 prompts x 4 rollouts, less LUFFY's (and SRFT's) whole-demonstration rows.
-ROLLOUTS = {"sft": 0, "luffy": 2 * 2 * 3, "srft": 2 * 2 * 3}
-# Algorithms with whole demonstrations in their groups (LUFFY's off-policy rows).
-WHOLE_DEMONSTRATIONS = ("luffy", "srft")
+def logged_keys(folder: Path) -> set[str]:
+    """Every key of the rows of ``folder/log_history.jsonl``."""
+    return {k for line in (folder / "log_history.jsonl").read_text().splitlines() for k in json.loads(line)}
+
+
+# The sweep's runs: 2 steps x 2 prompts, groups of 4 rows.
+STEPS_X_PROMPTS, GROUP = 2 * 2, 4
 
 
 def check_cost(cost: dict, algorithm: str) -> None:
-    """The cost block of metrics.json: exact rollout counts, token kinds that add up, FLOPs, time, no GPU."""
-    stages = ["sft", "rl"] if algorithm == "sft_then_rft" else ["sft"] if algorithm == "sft" else ["rl"]
-    assert [s["stage"] for s in cost["stages"]] == stages
+    """The cost block of metrics.json: exact rollout counts, token kinds that add up, FLOPs, time, no GPU;
+    what each algorithm trains and how its groups are made come from its registry entry."""
+    entry = REGISTRY[algorithm]
+    assert [s["stage"] for s in cost["stages"]] == list(entry.stages)
     total = cost["total"]
-    assert total["rollouts"] == ROLLOUTS.get(algorithm, 16)
+    # Whole demonstrations take the place of rollouts in their groups (LUFFY's off-policy rows).
+    rollouts = (GROUP - entry.demonstrations_per_group) * STEPS_X_PROMPTS if "rl" in entry.stages else 0
+    assert total["rollouts"] == rollouts
+    assert total["demonstration_rows"] == entry.demonstrations_per_group * STEPS_X_PROMPTS
+    hybrids = GROUP if entry.hybrids_per_group == "all" else entry.hybrids_per_group
+    assert total["hybrid_rollouts"] == hybrids * STEPS_X_PROMPTS
     trained = total["tokens_trained"]
+    assert set(entry.trains) | set(entry.trains_some) <= set(trained) - {"total"}
     assert trained["total"] == sum(trained[k] for k in ("on_policy", "prefix", "full_demonstration", "sft"))
-    if algorithm in ("sft", "sft_then_rft", "rl_sft_loss", "chord", "srft"):
-        assert trained["sft"] > 0
-    elif algorithm not in ("relift", "hpt"):  # ReLIFT, HPT: SFT only on questions their rollouts fail
-        assert trained["sft"] == 0
-    assert (trained["prefix"] > 0) == (algorithm == "prefix_rft")
-    assert (trained["full_demonstration"] > 0) == (algorithm in WHOLE_DEMONSTRATIONS)
-    assert total["demonstration_rows"] == (4 if algorithm in WHOLE_DEMONSTRATIONS else 0)
-    # Prefix-RFT: one hybrid per group; prefix_in_prompt (guide=all): every rollout continues a prompt prefix.
-    assert total["hybrid_rollouts"] == {"prefix_rft": 4, "prefix_in_prompt": 16}.get(algorithm, 0)
-    if algorithm == "hpt":  # the rollouts of SFT-gated questions are sampled but not trained
-        assert 0 < trained["on_policy"] <= total["tokens_generated"]
-    elif algorithm != "sft":
+    for kind in ("on_policy", "prefix", "full_demonstration", "sft"):
+        if kind in entry.trains:
+            assert trained[kind] > 0, f"{algorithm} trained no {kind} tokens"
+        elif kind not in entry.trains_some:  # e.g. ReLIFT's SFT: only on the questions its rollouts fail
+            assert trained[kind] == 0, f"{algorithm} trained {kind} tokens"
+    if "on_policy" in entry.trains:
         assert 0 < total["tokens_generated"] == trained["on_policy"]
+    else:  # not trained at all (SFT), or only some (HPT: the rollouts of SFT-gated questions are not)
+        assert trained["on_policy"] <= total["tokens_generated"]
+        assert (total["tokens_generated"] > 0) == ("rl" in entry.stages)
     assert total["flops"]["total"] > 0 and total["flops"]["total"] == sum(
         s["flops"]["total"] for s in cost["stages"]
     )

@@ -9,6 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
+from prefix_rft.algorithms import ALGORITHMS
+from prefix_rft.config.compose import conf_dir
+
 
 def console(name: str) -> list[str]:
     exe = shutil.which(name, path=os.path.dirname(sys.executable))
@@ -23,10 +28,11 @@ def test_train_help_is_short_and_lists_groups_knobs_and_trl_docs():
     text = proc.stdout
     assert proc.returncode == 0 and len(text.splitlines()) < 70
     assert "???" not in text and "_dr_grpo" not in text and "algorithm_registry" not in text
-    assert (
-        "algorithm   chord, hpt, luffy, prefix_in_prompt, prefix_rft*, relift, rft, rl_sft_loss, sft, sft_then_rft,"
-        " srft" in text
-    )
+    # Every registered algorithm, the default job's starred.
+    defaults = yaml.safe_load((conf_dir() / "config.yaml").read_text())["defaults"]
+    default = next(d["algorithm"] for d in defaults if isinstance(d, dict) and "algorithm" in d)
+    listed = ", ".join(name + "*" * (name == default) for name in sorted(ALGORITHMS))
+    assert f"algorithm   {listed}\n" in text
     assert "model       llama-3.1-8b, qwen2.5-math-1.5b, qwen2.5-math-7b, tiny*" in text
     for key in ("trainer.max_steps=N", "trainer.learning_rate=X", "hydra.run.dir=DIR", "data.path=FILE"):
         assert key in text

@@ -55,6 +55,14 @@ def _group_options(conf: Path, group: str) -> list[str]:
     return sorted(p.stem for p in (conf / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
+def _algorithm_options(conf: Path) -> list[str]:
+    """Every registered algorithm (plugins' too; from the schema cache, without importing TRL when it is
+    warm) and every preset of ``conf/algorithm``."""
+    from prefix_rft.config.schema_cache import SchemaSpec
+
+    return sorted(set(_group_options(conf, "algorithm")) | set(SchemaSpec.cached().algorithms))
+
+
 def _defaults(conf: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for entry in OmegaConf.to_container(OmegaConf.load(conf / "config.yaml")).get("defaults", []):
@@ -84,7 +92,8 @@ def train_help(conf: Path) -> str:
         "Groups (GROUP=OPTION, * = default):",
     ]
     for group, about in GROUPS.items():
-        options = [o + ("*" if o == defaults.get(group) else "") for o in _group_options(conf, group)]
+        names = _algorithm_options(conf) if group == "algorithm" else _group_options(conf, group)
+        options = [o + ("*" if o == defaults.get(group) else "") for o in names]
         lines.append(f"  {group:<11} {', '.join(options)}")
         lines.append(f"  {'':<11}   {about}")
     lines += ["", "Common keys (KEY=VALUE):"]

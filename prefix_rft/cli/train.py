@@ -17,6 +17,9 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from prefix_rft.config.command_line import parse_flags
+from prefix_rft.plugins import load_plugins, plain_plugins_overrides, plugins_on_command_line
+
 
 def share_run_time() -> None:
     """Under ``accelerate launch``/``torchrun`` every process runs Hydra, which names the run folder after the
@@ -84,9 +87,15 @@ def quiet_library_noise() -> None:
 
 def main() -> None:
     """Console entry point (``prefix-rft-train``); Hydra parses the command line."""
-    argv = sys.argv[1:]
     from prefix_rft.cli.help import help_page
     from prefix_rft.config.compose import conf_dir
+    from prefix_rft.errors import report_user_errors
+
+    # '+plugins=' as 'plugins=' (the key exists); Hydra reads sys.argv itself, so it is rewritten there.
+    sys.argv[1:] = argv = plain_plugins_overrides(sys.argv[1:])
+    with report_user_errors("prefix-rft-train"):
+        # Outside algorithms register before anything lists or composes the algorithms.
+        load_plugins(command_line_plugins(argv))
 
     page = help_page(argv, conf_dir())  # --help, --help algorithm=NAME, --help-scheduler NAME, ...
     if page is not None:
@@ -111,7 +120,6 @@ def main() -> None:
 
     from prefix_rft.config.command_line import check_command_line, job_view
     from prefix_rft.config.schema import register_configs
-    from prefix_rft.errors import report_user_errors
     from prefix_rft.pipeline import run_training
     from prefix_rft.training.folder_claim import note_folder_state, register_run_dir_resolver
 
@@ -141,6 +149,34 @@ def main() -> None:
             run_training(cfg, overrides)
 
     hydra.main(config_path=str(config_path), config_name="config", version_base="1.3")(task)()
+
+
+def command_line_plugins(argv: list[str]) -> list[str]:
+    """The plugin modules this command needs: those a run folder's config.yaml lists (the folder of
+    ``--config-dir RUN`` or of ``hydra.run.dir=RUN``, so that a resume imports them again), then those
+    named by ``plugins=[...]`` on the command line."""
+    overrides = parse_flags(argv).overrides
+    modules: list[str] = []
+    for folder in (run_config_dir(argv), named_run_dir(overrides)):
+        modules += [m for m in saved_plugins(folder) if m not in modules]
+    return modules + [m for m in plugins_on_command_line(overrides) if m not in modules]
+
+
+def saved_plugins(folder: str | Path | None) -> list[str]:
+    """The ``plugins`` of the run config saved in ``folder`` (empty when there is none)."""
+    if folder is None:
+        return []
+    import yaml
+
+    from prefix_rft.pipeline import RUN_CONFIG_MARK
+
+    try:
+        text = (Path(folder) / "config.yaml").read_text(encoding="utf-8")
+        saved = yaml.safe_load(text) if text.startswith(RUN_CONFIG_MARK) else None
+    except (OSError, yaml.YAMLError):
+        return []  # an unreadable config is reported where the run reads it
+    listed = saved.get("plugins") if isinstance(saved, dict) else None
+    return [str(m) for m in listed] if isinstance(listed, list) else []
 
 
 def named_run_dir(overrides: list[str]) -> str | None:

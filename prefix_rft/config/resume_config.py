@@ -88,6 +88,7 @@ def config_for_resume(cfg: DictConfig, out_dir: Path, overrides: list[str] | Non
     line asks for. ``overrides`` are the command line's (None: unknown, every value of ``cfg`` counts as
     asked for). A folder without a saved config returns ``cfg`` unchanged (nothing to compare with)."""
     from prefix_rft.config.schema import train_config_class
+    from prefix_rft.plugins import import_plugins
 
     saved_path = out_dir / "config.yaml"
     if not saved_path.is_file():
@@ -97,6 +98,8 @@ def config_for_resume(cfg: DictConfig, out_dir: Path, overrides: list[str] | Non
     except (OSError, yaml.YAMLError) as err:
         raise RunFolderError(f"cannot read {saved_path} to resume the run: {err}") from err
     saved = {k: v for k, v in saved.items() if k not in ("defaults", "hydra")}
+    # The run's own algorithms may come from plugins: registered before its config meets the schema.
+    import_plugins(saved.get("plugins") or [])
     asked = overridden_keys(overrides) if overrides is not None else None
     if asked is not None and any(key.split(".")[0] not in cfg for key in asked):
         # A group that sets keys elsewhere (scale=...) may change anything: every value counts as asked for.

@@ -202,6 +202,9 @@ class TrainConfig:
     seed: int = 42
     # Resume: null (fresh), "latest" (newest checkpoint in output_dir if any) or a checkpoint path.
     resume_from_checkpoint: Optional[str] = None
+    # Modules imported before the config is built, which register algorithms of your own
+    # (prefix_rft.plugins; installed entry points of group prefix_rft.algorithms load without it).
+    plugins: list[str] = field(default_factory=list)
 
 
 def train_config_class(trainer_args: type | None = None, algorithm_args: type | None = None) -> type:

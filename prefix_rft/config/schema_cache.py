@@ -5,7 +5,8 @@ Building them needs TRL's config classes and the trainers (3-5 s of imports); pr
 (``prefix-rft-train --cfg job``) or reporting a mistyped key should not wait for that. A
 :class:`SchemaSpec` holds each generated field as ``(name, type name, help)`` and each algorithm's
 defaults; it is written to ``<cache>/schema/train-<key>.json``, where the key hashes the installed
-TRL/transformers versions and this package's sources, so any change rebuilds it.
+TRL/transformers versions and this package's sources, so any change rebuilds it. A process that imported
+plugins (outside algorithms, :mod:`prefix_rft.plugins`) builds the schema live instead.
 """
 
 from __future__ import annotations
@@ -91,9 +92,17 @@ class SchemaSpec:
 
     @classmethod
     def cached(cls) -> SchemaSpec:
-        """From the cache when it matches the installed packages and sources, else :meth:`live` (then cached)."""
-        from prefix_rft.config.paths import cache_root
+        """From the cache when it matches the installed packages and sources, else :meth:`live` (then cached).
 
+        With plugins imported (:mod:`prefix_rft.plugins`) the schema is always built live and not cached:
+        the key covers this package's sources only, and a plugin's algorithms and knobs must never be
+        hidden by a schema cached without them (a plugin has imported TRL anyway).
+        """
+        from prefix_rft.config.paths import cache_root
+        from prefix_rft.plugins import loaded_plugins
+
+        if loaded_plugins():
+            return cls.live()
         path = cache_root() / "schema" / f"train-{_cache_key()}.json"
         try:
             data = json.loads(path.read_text())
