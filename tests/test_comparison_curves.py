@@ -71,3 +71,59 @@ def test_learning_curve_reads_checkpoints_in_order_and_carries_cost(tmp_path, ti
     assert abs(points[2]["tflops"] - 6 * n * (1000 + 2000) / 1e12) < 1e-12
     assert all(0.0 <= p["faithful_accuracy"] <= p["accuracy"] <= 1.0 for p in points)
     assert not list(run.rglob("checkpoint-*"))
+
+
+def _result(name: str, seed: int, faithful: float) -> dict:
+    levels = {}
+    for lv in ("1", "2", "3", "4"):
+        levels[lv] = {
+            "accuracy": faithful + 0.1,
+            "greedy/accuracy": faithful + 0.2,
+            "process/faithful": faithful,
+            "process/right_answer_wrong_working": 0.1,
+            "chance/best_constant": 0.04,
+            "chance/last_number": 0.0,
+        }
+    return {
+        "spec": {"name": name, "seed": seed},
+        "eval": levels,
+        "train_s": 10.0,
+        "metrics": {
+            "cost": {"total": {"rollouts": 64, "flops": {"total": 2e12}, "tokens_trained": {"prefix": 5}}}
+        },
+        "heldout_curve": [
+            {
+                "step": 20,
+                "rollouts": 32,
+                "tflops": 1.0,
+                "accuracy": faithful,
+                "faithful_accuracy": faithful,
+                "stage": "rl",
+            }
+        ],
+    }
+
+
+def test_partial_plans_are_summarised_with_the_seeds_each_variant_has(tmp_path):
+    """3 seeds for one variant, 1 for another: each row is the mean over its own seeds (no interval for 1)."""
+    import json
+
+    from benchmarks.summarise_runs import main as summarise_runs
+
+    runs = {"base": [(0, 0.02)], "prefix_rft": [(0, 0.1), (1, 0.2), (2, 0.3)], "chord": [(0, 0.05)]}
+    for name, seeds in runs.items():
+        for seed, faithful in seeds:
+            folder = tmp_path / "runs" / name / f"seed{seed}"
+            folder.mkdir(parents=True)
+            (folder / "result.json").write_text(json.dumps(_result(name, seed, faithful)))
+    result = summarise_runs([str(tmp_path)])
+    rows = {r["variant"]: r for r in result["summary"]}
+    assert rows["prefix_rft"]["seeds"] == [0, 1, 2] and rows["chord"]["seeds"] == [0]
+    mean, half = rows["prefix_rft"]["trained_faithful"]
+    assert abs(mean - 0.2) < 1e-12 and abs(half - 4.303 * 0.1 / 3**0.5) < 1e-3  # t(0.975, 2 df) = 4.303
+    assert (
+        rows["chord"]["trained_faithful"][0] == 0.05
+        and rows["chord"]["trained_faithful"][1] != rows["chord"]["trained_faithful"][1]
+    )
+    assert abs(result["curves"]["prefix_rft"][0]["faithful_accuracy"] - 0.2) < 1e-12
+    assert (tmp_path / "summary_partial.json").is_file() and (tmp_path / "learning_curves.png").is_file()
