@@ -221,3 +221,28 @@ def test_the_train_command_exits_2_with_one_line(tmp_path):
     )
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    ("value", "sharded"), [("true", True), ("TRUE", True), ("1", False), ("false", False)]
+)
+def test_every_start_up_check_reads_the_launch_flag_as_accelerate_does(monkeypatch, value, sharded):
+    """accelerate uses DeepSpeed only for ACCELERATE_USE_DEEPSPEED=true (any case): the offload guard, the
+    early TRL-config check and ReLIFT's refusal all follow it (the TRL check used to also take "1")."""
+    from types import SimpleNamespace
+
+    from prefix_rft.config.compose import compose_config
+    from prefix_rft.config.validate import _uses_deepspeed
+    from prefix_rft.launch_env import launched_with
+    from prefix_rft.trainers.relift import sharded_training
+
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", value)
+    monkeypatch.delenv("ACCELERATE_USE_FSDP", raising=False)
+    env = {"ACCELERATE_USE_DEEPSPEED": value, "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2"}
+    assert launched_with("DEEPSPEED") is sharded
+    assert (environment_setting(env) is not None) is sharded
+    assert _uses_deepspeed(compose_config(["output_dir=/tmp/unused"])) is sharded
+    expected = "accelerate launch with a DeepSpeed config" if sharded else None
+    assert sharded_training(SimpleNamespace(deepspeed=None, fsdp=None)) == expected
+    with pytest.raises(ValueError, match="tool='ZERO'"):
+        launched_with("ZERO")

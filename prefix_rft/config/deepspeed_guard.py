@@ -30,6 +30,8 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
+from prefix_rft.launch_env import launched_with
+
 # The first DeepSpeed release that contains both PR #7967 and PR #7981.
 FIXED_RELEASE = "0.19.0"
 AFFECTED_STAGES = (1, 2)
@@ -119,7 +121,7 @@ def offload_setting(
 def environment_setting(env: Mapping[str, str] | None = None) -> OffloadSetting | None:
     """The setting ``accelerate launch`` passed to this process, or None when it did not use DeepSpeed."""
     env = os.environ if env is None else env
-    if env.get("ACCELERATE_USE_DEEPSPEED", "").lower() != "true":
+    if not launched_with("DEEPSPEED", env):
         return None
     config_file = env.get("ACCELERATE_DEEPSPEED_CONFIG_FILE")
     if config_file and config_file.lower() != "none":

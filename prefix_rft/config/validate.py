@@ -181,10 +181,10 @@ def check_trl_configs(cfg: DictConfig) -> None:
 
 
 def _uses_deepspeed(cfg: DictConfig) -> bool:
-    import os
+    from prefix_rft.launch_env import launched_with
 
     configured = any(set_trainer_args(cfg[g]).get("deepspeed") for g in ("trainer", "sft_trainer"))
-    return configured or os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() in ("1", "true")
+    return configured or launched_with("DEEPSPEED")
 
 
 def _check_context(cfg: DictConfig, trainer: TrainerValues) -> None:

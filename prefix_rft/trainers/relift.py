@@ -30,6 +30,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from prefix_rft.cost.counters import record_cost
 from prefix_rft.errors import ConfigError
+from prefix_rft.launch_env import LAUNCH_TOOLS, launched_with
 from prefix_rft.trainers.algorithm_config import knob
 from prefix_rft.trainers.base import DrGRPOTrainer
 from prefix_rft.trainers.demonstrations import (
@@ -77,8 +78,8 @@ def sharded_training(args) -> str | None:
         return "trainer.deepspeed"
     if getattr(args, "fsdp", None):
         return "trainer.fsdp"
-    for tool in ("DEEPSPEED", "FSDP"):
-        if os.environ.get(f"ACCELERATE_USE_{tool}", "false").lower() == "true":
+    for tool in LAUNCH_TOOLS:
+        if launched_with(tool):
             return f"accelerate launch with a {'DeepSpeed' if tool == 'DEEPSPEED' else 'FSDP'} config"
     return None
 
