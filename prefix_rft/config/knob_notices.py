@@ -33,14 +33,13 @@ def named_keys(overrides: list[str] | None) -> set[str] | None:
 def scheduler_knobs_read(cfg: DictConfig) -> set[str]:
     """The ``scheduler.*`` keys the run reads: the chosen scheduler's parameters (and ``name``), or none
     when the algorithm has no hybrid rollouts."""
-    from prefix_rft.config.algorithm_args import algorithm_from_config
+    from prefix_rft.config.algorithm_args import get_algorithm
     from prefix_rft.prefix.schedulers import SCHEDULERS, scheduler_keys
 
-    entry, algo = algorithm_from_config(cfg)
-    if entry.trainer is None or not algo.uses_scheduler:
+    entry = get_algorithm(cfg.algorithm.name)
+    if entry.trainer is None or not entry.config.uses_scheduler:  # a class attribute: no config to build
         return set()
-    scheduler = SCHEDULERS.get(cfg.scheduler.name)
-    if scheduler is None:
+    if cfg.scheduler.name not in SCHEDULERS:
         return {"name"}  # an unknown name is refused by the scheduler's own check
     return {"name", *scheduler_keys(cfg.scheduler.name)}
 
