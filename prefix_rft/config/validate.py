@@ -51,7 +51,7 @@ def validate_train_config(cfg: DictConfig, overrides: list[str] | None = None) -
     """
     from prefix_rft.config.algorithm_args import algorithm_from_config
     from prefix_rft.config.build import BACKEND_TO_TRL, build_prefix_scheduler
-    from prefix_rft.config.knob_notices import report_ignored_knobs, scheduler_knobs_read
+    from prefix_rft.config.knob_notices import report_ignored_knobs
     from prefix_rft.rewards.rewards import get_reward_funcs
 
     check_schema(cfg)
@@ -63,8 +63,8 @@ def validate_train_config(cfg: DictConfig, overrides: list[str] | None = None) -
     _check_data(cfg.data)
     try:
         get_reward_funcs(list(cfg.reward.funcs))
-        # An algorithm without hybrid rollouts reads no scheduler: its values are ignored, not checked.
-        scheduler = build_prefix_scheduler(cfg) if scheduler_knobs_read(cfg) else None
+        # An algorithm that draws no prefix ratio reads no scheduler: its values are ignored, not checked.
+        scheduler = build_prefix_scheduler(cfg) if algo.uses_scheduler else None
     except ValueError as err:
         raise ConfigError(str(err)) from err
     if getattr(scheduler, "rising", False):
