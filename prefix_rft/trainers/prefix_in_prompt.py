@@ -136,19 +136,13 @@ class PrefixInPromptTrainer(ScheduledPrefixes, DrGRPOTrainer):
                 )
 
     # ------------------------------------------------------------------ planning
-    def _round_index(self) -> int:
-        """Rollout round within the optimizer step (as ``PrefixRFTTrainer._draw_stream``, without the process)."""
-        args = self.args
-        rounds = max(args.gradient_accumulation_steps // max(args.steps_per_generation, 1), 1)
-        return (self._step // (args.steps_per_generation * self.num_iterations)) % rounds
-
     def _group_prefix(self, group: int, row: dict) -> tuple[list[int], float] | None:
         """The prefix of one group: its draws are seeded by (seed, step, round, group), so every process
         holding a row of the group cuts the same prefix, and a resumed run cuts the same ones. With
         ``prefix_ratio_file`` the ratio is the problem's measured one, cut from the demonstration it was
         measured on (the first)."""
         step = self.state.global_step
-        gen = step_generator(self.args.seed, step, self._round_index() * 1_000_003 + group)
+        gen = step_generator(self.args.seed, step, self._rollout_round()[0] * 1_000_003 + group)
         if self._ratio_of_problem is not None:
             demo = first_demonstration(row.get(DEMONSTRATION))
             ratio = self._ratio_of_problem[problem_key(row["prompt"])]

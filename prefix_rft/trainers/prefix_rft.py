@@ -105,12 +105,8 @@ class PrefixRFTTrainer(ScheduledPrefixes, DrGRPOTrainer):
 
     # ------------------------------------------------------------------ rollouts
     def _draw_stream(self) -> int:
-        """Random stream of this process and rollout round: one optimizer step can hold several generation
-        rounds (gradient_accumulation_steps > steps_per_generation), each needing fresh ratio draws. The round
-        index restarts with every optimizer step, so a run resumed at a step boundary draws the same ratios."""
-        args = self.args
-        rounds = max(args.gradient_accumulation_steps // max(args.steps_per_generation, 1), 1)
-        round_idx = (self._step // (args.steps_per_generation * self.num_iterations)) % rounds
+        """Random stream of this process and rollout round (:meth:`_rollout_round`)."""
+        round_idx, rounds = self._rollout_round()
         return self.accelerator.process_index * rounds + round_idx
 
     def _plan_prefixes(

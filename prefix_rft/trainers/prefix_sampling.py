@@ -93,6 +93,14 @@ class ScheduledPrefixes:
                 return callback.scheduler
         raise RuntimeError("PrefixSchedulerState callback is missing")
 
+    def _rollout_round(self) -> tuple[int, int]:
+        """``(round, rounds)``: which generation round of the optimizer step this is, of how many. One step
+        can hold several rounds (gradient_accumulation_steps > steps_per_generation), each needing fresh
+        ratio draws; the index restarts with every step, so a run resumed at a step boundary draws the same."""
+        args = self.args
+        rounds = max(args.gradient_accumulation_steps // max(args.steps_per_generation, 1), 1)
+        return (self._step // (args.steps_per_generation * self.num_iterations)) % rounds, rounds
+
     def _log_ratio_bounds(self, metrics) -> None:
         """The scheduler's ratio bounds at this step (training only)."""
         low, high = self.prefix_scheduler.bounds(self.state.global_step)
