@@ -96,6 +96,18 @@ def read_record(run: Path) -> tuple[list[dict], list[dict]]:
     return [r for r in lines if r["kind"] == "batch"], [r for r in lines if r["kind"] == "request"]
 
 
+def mean_gap(batch: dict) -> float | None:
+    """Mean |engine - trainer| log-prob over the generated tokens of one recorded batch (prefix and
+    demonstration tokens carry no engine log-prob); None when the batch has no generated token."""
+    diffs = [
+        abs(e - t)
+        for row in batch["rows"]
+        for e, t in zip(row["engine"], row["trainer"])
+        if e is not None and t is not None
+    ]
+    return sum(diffs) / len(diffs) if diffs else None
+
+
 @pytest.fixture(scope="session")
 def warm_model_dir() -> Path:
     from prefix_rft.models.tiny import ensure_tiny_model
