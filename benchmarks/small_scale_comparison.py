@@ -91,11 +91,14 @@ SFT_TO_CONVERGENCE: dict[str, list[str]] = {
     "sft_3ep_then_rft": [*ALGORITHMS["sft_then_rft"], "sft_trainer.max_steps=1500"],
 }
 # The core comparison at the paper's scheduler horizon (500 steps), decided before any 500-step result: is
-# 120 steps simply too short for the demonstrations to reach the on-policy rollouts?
+# 120 steps simply too short for the demonstrations to reach the on-policy rollouts? Each names the plain
+# algorithm or ablation it lengthens; update_none_500 is the third of the variants that separate at 120
+# steps on tiny-fork (issue 20's longer horizon).
 LONGER: dict[str, tuple[str, int]] = {
     "rft_500": ("rft", 500),
     "luffy_500": ("luffy", 500),
     "prefix_rft_500": ("prefix_rft", 500),
+    "update_none_500": ("update_none", 500),
 }
 # POPE's selection made concrete (arXiv 2601.18779, read through secondary summaries): only groups whose
 # unguided rollouts all fail are guided, each problem with the shortest demonstration prefix after which the
@@ -132,7 +135,7 @@ VARIANTS = {
     **PREPARED,
     **ABLATIONS,
     **SFT_TO_CONVERGENCE,
-    **{k: ALGORITHMS[v] for k, (v, _) in LONGER.items()},
+    **{k: {**ALGORITHMS, **ABLATIONS}[v] for k, (v, _) in LONGER.items()},
 }
 
 
