@@ -374,6 +374,21 @@ def curve_summary(runs: list[dict]) -> dict[str, list[dict[str, float]]]:
     return out
 
 
+def curve_table(curves: dict[str, list[dict[str, float]]]) -> str:
+    """The learning curves as markdown: one table per grid of checkpoints (RL runs share one; SFT to
+    convergence has its own), a column per checkpoint (``stage step (rollouts)``), faithful accuracy
+    ``mean ± 95% t`` over seeds in the cells."""
+    grids: dict[tuple, list[str]] = {}
+    for name, points in curves.items():
+        grids.setdefault(tuple((p["stage"], p["step"], p["rollouts"]) for p in points), []).append(name)
+    tables = []
+    for grid, names in grids.items():
+        headers = ["variant", *(f"{stage} {step:.0f} ({rollouts:,.0f})" for stage, step, rollouts in grid)]
+        body = [[n, *(ci((p["faithful_accuracy"], p["faithful_ci"])) for p in curves[n])] for n in names]
+        tables.append(format_table(headers, body))
+    return "\n\n".join(tables)
+
+
 def plot_curves(curves: dict[str, list[dict[str, float]]], path: Path) -> Path:
     """Held-out trained-level faithful accuracy (T=1, mean over seeds) against rollouts and against FLOPs."""
     plt = pyplot()
@@ -503,6 +518,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["curves"] = curve_summary(runs)
         write_json(out / f"{NAME}.json", result)
         plot_curves(result["curves"], out / "learning_curves.png")
+        text += "\n\n" + curve_table(result["curves"])
     longer = sorted({f"{LONGER[n][1]} for {n}" for n in names if n in LONGER})
     budget = f"{steps} steps per run" + (f" ({', '.join(longer)})" if longer else "")
     print(f"\n{model}, {budget}; held-out mean ± 95% CI over seeds {seeds}; cost = mean per run\n")

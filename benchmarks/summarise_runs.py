@@ -5,7 +5,7 @@ some variants, 1 for others), this writes the same summary from the ``result.jso
 
     python -m benchmarks.summarise_runs benchmarks/results/small_scale_comparison_tiny_fork
 
-Prints the accuracy/cost and forgetting tables (mean ± 95% t over the seeds each variant has; one seed:
+Prints the accuracy/cost, forgetting and learning-curve tables (mean ± 95% t over the seeds each variant has; one seed:
 the value alone), writes ``summary_partial.json`` and ``learning_curves.png`` into the folder.
 """
 
@@ -23,6 +23,7 @@ if __package__ in (None, ""):
 from benchmarks._common import machine_info, write_json
 from benchmarks.small_scale_comparison import (
     curve_summary,
+    curve_table,
     forgetting_table,
     plot_curves,
     summarise,
@@ -52,8 +53,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ns = p.parse_args(argv)
     base, runs = load_runs(ns.folder)
     rows = summarise(base, runs)
-    text = table(rows) + "\n\n" + forgetting_table(rows)
     curves = curve_summary(runs)
+    text = table(rows) + "\n\n" + forgetting_table(rows) + ("\n\n" + curve_table(curves) if curves else "")
     result = {
         "seeds": {r["variant"]: r["seeds"] for r in rows},
         "summary": rows,

@@ -127,3 +127,28 @@ def test_partial_plans_are_summarised_with_the_seeds_each_variant_has(tmp_path):
     )
     assert abs(result["curves"]["prefix_rft"][0]["faithful_accuracy"] - 0.2) < 1e-12
     assert (tmp_path / "summary_partial.json").is_file() and (tmp_path / "learning_curves.png").is_file()
+
+
+def test_curve_table_groups_variants_by_checkpoint_grid():
+    """RL variants sharing checkpoints share a table; SFT to convergence (other steps) gets its own; a cell is
+    mean ± 95% t over seeds, or the mean alone for one seed."""
+
+    def pts(grid, values, cis):
+        return [
+            {"stage": st, "step": step, "rollouts": ro, "faithful_accuracy": v, "faithful_ci": c}
+            for (st, step, ro), v, c in zip(grid, values, cis)
+        ]
+
+    rl = [("rl", 20, 1280), ("rl", 40, 2560)]
+    sft = [("sft", 250, 0)]
+    nan = float("nan")
+    curves = {
+        "rft": pts(rl, [0.05, 0.1], [0.01, 0.02]),
+        "sft_3ep": pts(sft, [0.5], [nan]),
+        "prefix_rft": pts(rl, [0.0625, 0.2], [0.0, 0.125]),
+    }
+    assert ssc.curve_table(curves) == (
+        "| variant | rl 20 (1,280) | rl 40 (2,560) |\n|---|---|---|\n"
+        "| rft | 0.050 ± 0.010 | 0.100 ± 0.020 |\n| prefix_rft | 0.062 ± 0.000 | 0.200 ± 0.125 |\n\n"
+        "| variant | sft 250 (0) |\n|---|---|\n| sft_3ep | 0.500 |"
+    )
