@@ -46,7 +46,7 @@ from benchmarks._common import (
     save_figure,
     write_json,
 )
-from benchmarks.testbed import BASE_OVERRIDES, MODEL, job_spec, mean_ci, run_jobs
+from benchmarks.testbed import BASE_OVERRIDES, MODEL, job_spec, mean_ci, run_jobs, single_stage_kind
 from prefix_rft.algorithms import ALGORITHMS as REGISTRY
 
 NAME = "small_scale_comparison"
@@ -360,14 +360,20 @@ def curve_summary(runs: list[dict]) -> dict[str, list[dict[str, float]]]:
     trained-level T=1 and faithful accuracy; ``faithful_ci`` is the 95% t half-width over seeds."""
     out: dict[str, list[dict[str, float]]] = {}
     for name in dict.fromkeys(r["spec"]["name"] for r in runs):
-        curves = [r["heldout_curve"] for r in runs if r["spec"]["name"] == name and r.get("heldout_curve")]
+        runs_of = [r for r in runs if r["spec"]["name"] == name and r.get("heldout_curve")]
+        curves = [r["heldout_curve"] for r in runs_of]
         n = min((len(c) for c in curves), default=0)
         points = []
         for i in range(n):
             at = [c[i] for c in curves]
             point = {k: sum(p[k] for p in at) / len(at) for k in ("rollouts", "tflops", "step", "accuracy")}
             point["faithful_accuracy"], point["faithful_ci"] = mean_ci([p["faithful_accuracy"] for p in at])
-            point["stage"] = at[0]["stage"]
+            # Results written before one-stage SFT runs were labelled by their algorithm called every
+            # one-stage checkpoint "rl"; the spec says which stage it was.
+            one_stage = all(p["stage"] == "rl" for p in curves[0])
+            point["stage"] = (
+                single_stage_kind(runs_of[0]["spec"].get("overrides")) if one_stage else at[0]["stage"]
+            )
             points.append(point)
         if points:
             out[name] = points

@@ -155,7 +155,19 @@ def curve_overrides(every: int, sft_every: int) -> list[str]:
     return out
 
 
-def learning_curve(run_dir: Path, model: str, curve: dict[str, int], train_data: Sequence[str]) -> list[dict]:
+def single_stage_kind(overrides: Sequence[str] | None) -> str:
+    """The stage kind of a one-stage run (``sft`` or ``rl``), from its ``algorithm=`` override: a one-stage run
+    saves its checkpoints in the run folder itself, so the folder name cannot say."""
+    from prefix_rft.algorithms import ALGORITHMS
+
+    names = [o.split("=", 1)[1] for o in overrides or [] if o.startswith("algorithm=")]
+    stages = ALGORITHMS[names[-1]].stages if names and names[-1] in ALGORITHMS else ("rl",)
+    return stages[0] if len(stages) == 1 else "rl"
+
+
+def learning_curve(
+    run_dir: Path, model: str, curve: dict[str, int], train_data: Sequence[str], single_stage: str = "rl"
+) -> list[dict]:
     """T=1 accuracy, faithful accuracy and cumulative cost (rollouts, FLOPs, demonstration tokens) at each
     saved checkpoint of a run, in training order (stage by stage); each checkpoint is deleted once read."""
     import shutil
@@ -173,7 +185,7 @@ def learning_curve(run_dir: Path, model: str, curve: dict[str, int], train_data:
     points: list[dict] = []
     carried = {"rollouts": 0.0, "tflops": 0.0, "demo_tokens": 0.0}
     for stage_dir in stages:
-        kind = stage_dir.name.split("_", 1)[1] if stage_dir != run_dir else "rl"
+        kind = stage_dir.name.split("_", 1)[1] if stage_dir != run_dir else single_stage
         last = dict(carried)
         for ckpt in sorted(stage_dir.glob("checkpoint-*"), key=lambda d: int(d.name.split("-")[1])):
             state = json.loads((ckpt / "trainer_state.json").read_text())
@@ -244,7 +256,8 @@ def run_job(spec: dict[str, Any], run_dir: Path) -> dict[str, Any]:
         model_dir = run_dir
     train_s = time.time() - started
     if "curve" in spec:  # its evaluations count as evaluation time
-        curve = learning_curve(run_dir, model, spec["curve"], spec["train_data"])
+        kind = single_stage_kind(spec["overrides"])
+        curve = learning_curve(run_dir, model, spec["curve"], spec["train_data"], kind)
     records = eval_records(levels, spec["train_data"])
     evaluation = evaluate(model_dir, records, spec["samples"])
     result = {

@@ -152,3 +152,18 @@ def test_curve_table_groups_variants_by_checkpoint_grid():
         "| rft | 0.050 ± 0.010 | 0.100 ± 0.020 |\n| prefix_rft | 0.062 ± 0.000 | 0.200 ± 0.125 |\n\n"
         "| variant | sft 250 (0) |\n|---|---|\n| sft_3ep | 0.500 |"
     )
+
+
+def test_one_stage_sft_checkpoints_are_labelled_sft():
+    """A one-stage run keeps its checkpoints in the run folder, so its stage comes from its algorithm; results
+    recorded before that (every one-stage point "rl") are relabelled from the spec when summarised."""
+    assert testbed.single_stage_kind(["data.x=1", "algorithm=sft"]) == "sft"
+    assert testbed.single_stage_kind(["algorithm=rft"]) == "rl"
+    assert testbed.single_stage_kind(["algorithm=sft_then_rft"]) == "rl"  # two stages: folders say which
+    assert testbed.single_stage_kind(None) == "rl"
+    old = _result("sft_3ep", 0, 0.5)
+    old["spec"]["overrides"] = ssc.variant_overrides("sft_3ep", 120)
+    rl = _result("rft", 0, 0.1)
+    rl["spec"]["overrides"] = ssc.variant_overrides("rft", 120)
+    curves = ssc.curve_summary([old, rl])
+    assert curves["sft_3ep"][0]["stage"] == "sft" and curves["rft"][0]["stage"] == "rl"
