@@ -399,10 +399,11 @@ def plot_curves(curves: dict[str, list[dict[str, float]]], path: Path) -> Path:
     """Held-out trained-level faithful accuracy (T=1, mean over seeds) against rollouts and against FLOPs."""
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
-    for name, points in curves.items():
+    for i, (name, points) in enumerate(curves.items()):
+        style = ("o-", "s--", "^:")[i // 10 % 3]  # the colour cycle repeats after 10 lines
         for ax, key in zip(axes, ("rollouts", "tflops")):
             ax.plot(
-                [p[key] for p in points], [p["faithful_accuracy"] for p in points], "o-", ms=3, label=name
+                [p[key] for p in points], [p["faithful_accuracy"] for p in points], style, ms=3, label=name
             )
     axes[0].set_xlabel("rollouts sampled (cumulative; SFT samples none)")
     axes[1].set_xlabel("training FLOPs estimate (TFLOPs, cumulative)")
