@@ -363,17 +363,16 @@ def curve_summary(runs: list[dict]) -> dict[str, list[dict[str, float]]]:
         runs_of = [r for r in runs if r["spec"]["name"] == name and r.get("heldout_curve")]
         curves = [r["heldout_curve"] for r in runs_of]
         n = min((len(c) for c in curves), default=0)
+        # Results written before one-stage SFT runs were labelled by their algorithm called every
+        # one-stage checkpoint "rl"; the spec says which stage it was.
+        one_stage = bool(curves) and all(p["stage"] == "rl" for p in curves[0])
+        relabel = single_stage_kind(runs_of[0]["spec"].get("overrides")) if one_stage else None
         points = []
         for i in range(n):
             at = [c[i] for c in curves]
             point = {k: sum(p[k] for p in at) / len(at) for k in ("rollouts", "tflops", "step", "accuracy")}
             point["faithful_accuracy"], point["faithful_ci"] = mean_ci([p["faithful_accuracy"] for p in at])
-            # Results written before one-stage SFT runs were labelled by their algorithm called every
-            # one-stage checkpoint "rl"; the spec says which stage it was.
-            one_stage = all(p["stage"] == "rl" for p in curves[0])
-            point["stage"] = (
-                single_stage_kind(runs_of[0]["spec"].get("overrides")) if one_stage else at[0]["stage"]
-            )
+            point["stage"] = relabel or at[0]["stage"]
             points.append(point)
         if points:
             out[name] = points
